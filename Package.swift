@@ -1,0 +1,56 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "chorus",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "chorus", targets: ["chorus"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+    ],
+    targets: [
+        // libsodium, from Debian's libsodium-dev.
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        // Pure protocol cores: no I/O, no clocks, no randomness of their own.
+        .target(name: "ChorusCore"),
+        .target(name: "ChorusCrypto", dependencies: ["CSodium"]),
+        // The I/O shell: SwiftNIO channels, timers, persistence, HTTP API.
+        .target(
+            name: "ChorusNode",
+            dependencies: [
+                "ChorusCore",
+                "ChorusCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .executableTarget(
+            name: "chorus",
+            dependencies: [
+                "ChorusNode",
+                "ChorusCore",
+                "ChorusCrypto",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore"]),
+        .testTarget(name: "ChorusCryptoTests", dependencies: ["ChorusCrypto"]),
+        .testTarget(name: "ChorusNodeTests", dependencies: ["ChorusNode"]),
+        // Real agent processes on loopback; needs the built `chorus` binary.
+        .testTarget(name: "ChorusProcessTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

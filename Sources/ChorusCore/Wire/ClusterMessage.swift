@@ -1,0 +1,72 @@
+/// Requests and replies on the encrypted TCP channel between agents: push-pull
+/// state sync (memberlist's pushPull), the TCP fallback probe, and cluster-wide
+/// keyring operations (like serf's `keys`).
+public enum ClusterMessage: Hashable, Sendable {
+    /// Full-state exchange; `joining` when the sender is joining through us, so we
+    /// may refuse it (duplicate name). The sender's keyring rides along so the newer
+    /// keyring reaches a node that missed a rotation.
+    case pushPull(joining: Bool, state: [MemberUpdate], keyring: KeyringSnapshot)
+    case pushPullReply(state: [MemberUpdate], keyring: KeyringSnapshot)
+    case refused(reason: String)
+    /// TCP fallback probe for a member UDP cannot reach.
+    case ping(target: NodeID)
+    case pong
+    case keyOperation(KeyOperation)
+    case keyOperationReply(KeyOperationReply)
+}
+
+/// A keyring as exchanged between members: base64 keys, primary first.
+public struct KeyringSnapshot: Hashable, Sendable {
+    /// Larger is newer; set by the coordinator of the operation that made it.
+    public var version: UInt64
+    public var primary: String
+    public var keys: [String]
+
+    public init(version: UInt64, primary: String, keys: [String]) {
+        self.version = version
+        self.primary = primary
+        self.keys = keys
+    }
+}
+
+public struct KeyOperation: Hashable, Sendable {
+    /// Wire values: append only, the numbers are the protocol.
+    public enum Kind: UInt8, Hashable, Sendable, CaseIterable {
+        case list = 0
+        case install = 1
+        case use = 2
+        case remove = 3
+
+        public var name: String {
+            switch self {
+            case .list: "list"
+            case .install: "install"
+            case .use: "use"
+            case .remove: "remove"
+            }
+        }
+    }
+
+    public var kind: Kind
+    /// Base64 key; empty for `list`.
+    public var key: String
+    /// Version the resulting keyring takes; ignored for `list`.
+    public var version: UInt64
+
+    public init(kind: Kind, key: String, version: UInt64) {
+        self.kind = kind
+        self.key = key
+        self.version = version
+    }
+}
+
+public struct KeyOperationReply: Hashable, Sendable {
+    /// Nil on success.
+    public var error: String?
+    public var keyring: KeyringSnapshot
+
+    public init(error: String?, keyring: KeyringSnapshot) {
+        self.error = error
+        self.keyring = keyring
+    }
+}

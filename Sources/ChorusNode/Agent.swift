@@ -1,0 +1,105 @@
+import ChorusCore
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// `chorus agent`: the membership service plus its HTTP API, signal handling and
+/// a blocking run loop. Returns the process exit status.
+public enum Agent {
+    public static func run(config: AgentConfig) -> Int32 {
+        var logger = Logger(label: "chorus") { label in
+            StreamLogHandler.standardError(label: label)
+        }
+        logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+        logger[metadataKey: "node"] = "\(config.name)"
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let exitPromise = group.next().makePromise(of: Int32.self)
+        let exit: @Sendable (Int32) -> Void = { code in exitPromise.succeed(code) }
+
+        let service: MembershipService
+        do {
+            service = try MembershipService(config: config, group: group, logger: logger, onExit: exit)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            return 1
+        }
+
+        let http: Channel
+        do {
+            try service.start().wait()
+            http = try HTTPAPIServer.bind(
+                on: config.httpAddr, group: group, token: config.httpToken,
+                router: { request, loop in route(request, service: service, loop: loop, exit: exit) }
+            ).wait()
+        } catch {
+            logger.critical("cannot bind: \(error)", metadata: ["bind": "\(config.bind)", "http": "\(config.httpAddr)"])
+            return 1
+        }
+        logger.info("HTTP API listening", metadata: ["address": "\(config.httpAddr)"])
+
+        // SIGTERM / SIGINT: graceful stop (announce `stopped`, then exit 0).
+        let signalQueue = DispatchQueue(label: "chorus.signals")
+        var sources: [DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
+            source.setEventHandler {
+                logger.notice("received signal, stopping", metadata: ["signal": "\(signalNumber)"])
+                service.depart(.stopped).whenComplete { _ in exit(0) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+
+        let code = (try? exitPromise.futureResult.wait()) ?? 1
+        for source in sources { source.cancel() }
+        try? http.close().wait()
+        logger.info("agent exited", metadata: ["status": "\(code)"])
+        return code
+    }
+
+    static func route(
+        _ request: APIRequest, service: MembershipService, loop: EventLoop, exit: @escaping @Sendable (Int32) -> Void
+    ) -> EventLoopFuture<APIResponse> {
+        let path = request.path.hasSuffix("/") ? String(request.path.dropLast()) : request.path
+        switch (request.method, path) {
+        case (.GET, "/v1/members"):
+            return service.membersView().map { members in
+                if let status = request.query["status"], !status.isEmpty {
+                    return .json(members.filter { $0.status == status })
+                }
+                return .json(members)
+            }
+        case (.GET, "/v1/status"):
+            return service.statusView().map { .json($0) }
+        case (.POST, "/v1/leave"):
+            return service.depart(.left).map {
+                loop.scheduleTask(in: .milliseconds(100)) { exit(0) }
+                return .json(["status": "left"])
+            }
+        case (.GET, "/v1/keys"):
+            return service.keyOperation(.list, key: "").map { .json($0) }
+        case (.POST, _) where path.hasPrefix("/v1/keys/"):
+            let operation = String(path.dropFirst("/v1/keys/".count))
+            guard let kind = KeyOperation.Kind.allCases.first(where: { $0.name == operation }), kind != .list else {
+                return loop.makeSucceededFuture(.error(.notFound, "unknown key operation '\(operation)'"))
+            }
+            struct Body: Decodable { var key: String }
+            guard let body = try? JSONDecoder().decode(Body.self, from: Data(request.body)) else {
+                return loop.makeSucceededFuture(.error(.badRequest, "body must be JSON {\"key\": \"<base64 key>\"}"))
+            }
+            return service.keyOperation(kind, key: body.key).map { results in
+                .json(results, status: results.allSatisfy(\.ok) ? .ok : .multiStatus)
+            }
+        case (_, "/v1/members"), (_, "/v1/status"), (_, "/v1/leave"), (_, "/v1/keys"):
+            return loop.makeSucceededFuture(
+                .error(.methodNotAllowed, "\(request.method) not allowed on \(request.path)"))
+        default:
+            return loop.makeSucceededFuture(.error(.notFound, "no such endpoint: \(request.path)"))
+        }
+    }
+}

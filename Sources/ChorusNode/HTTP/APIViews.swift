@@ -1,0 +1,100 @@
+import ChorusCore
+
+/// One member as `GET /v1/members` and `chorus members --format json` show it.
+public struct MemberView: Codable, Sendable, Equatable {
+    public var name: String
+    public var id: String
+    public var address: String
+    public var status: String
+    public var incarnation: UInt64
+    public var tags: [String: String]
+    /// Last direct probe round trip, for `--detailed`.
+    public var rttMilliseconds: Double?
+    /// False when only the TCP fallback probe reaches the member.
+    public var udp: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case name, id, address, status, incarnation, tags
+        case rttMilliseconds = "rtt_ms"
+        case udp
+    }
+}
+
+/// This node, as `GET /v1/status` and `chorus status` show it.
+public struct StatusView: Codable, Sendable, Equatable {
+    public struct Datagrams: Codable, Sendable, Equatable {
+        public var `in`: UInt64
+        public var out: UInt64
+        public var bytesIn: UInt64
+        public var bytesOut: UInt64
+        public var dropped: [String: UInt64]
+
+        enum CodingKeys: String, CodingKey {
+            case `in`, out, dropped
+            case bytesIn = "bytes_in"
+            case bytesOut = "bytes_out"
+        }
+    }
+
+    public struct TCP: Codable, Sendable, Equatable {
+        public var connectionsIn: UInt64
+        public var requestsOut: UInt64
+        public var requestFailures: UInt64
+        public var dropped: [String: UInt64]
+
+        enum CodingKeys: String, CodingKey {
+            case connectionsIn = "connections_in"
+            case requestsOut = "requests_out"
+            case requestFailures = "request_failures"
+            case dropped
+        }
+    }
+
+    public var name: String
+    public var id: String
+    public var address: String
+    public var status: String
+    public var incarnation: UInt64
+    public var clusterName: String
+    public var members: [String: Int]
+    public var uptimeSeconds: Double
+    public var localHealth: Int
+    public var datagrams: Datagrams
+    public var tcp: TCP
+    public var keyringVersion: UInt64
+
+    enum CodingKeys: String, CodingKey {
+        case name, id, address, status, incarnation, members, datagrams, tcp
+        case clusterName = "cluster_name"
+        case uptimeSeconds = "uptime_seconds"
+        case localHealth = "local_health"
+        case keyringVersion = "keyring_version"
+    }
+}
+
+/// One node's answer to a keyring operation.
+public struct KeyOperationResult: Codable, Sendable, Equatable {
+    public var node: String
+    public var ok: Bool
+    public var error: String?
+    /// The node's keyring after the operation, as key ids would leak nothing but
+    /// keys are what operators compare: base64, primary first.
+    public var primary: String?
+    public var keys: [String]
+
+    init(node: String, reply: KeyOperationReply) {
+        self.node = node
+        self.ok = reply.error == nil
+        self.error = reply.error
+        self.primary = reply.keyring.primary
+        self.keys = reply.keyring.keys
+    }
+
+    init(node: String, error: String) {
+        self.node = node
+        self.ok = false
+        self.error = error
+        self.primary = nil
+        self.keys = []
+    }
+}

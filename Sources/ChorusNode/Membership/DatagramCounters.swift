@@ -1,0 +1,24 @@
+/// Traffic and drop counters for `chorus status` (DESIGN §7: anything dropped is
+/// counted by reason).
+struct DatagramCounters: Sendable {
+    var datagramsIn: UInt64 = 0
+    var datagramsOut: UInt64 = 0
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+    /// Datagrams dropped, by reason: `too_short`, `bad_magic`, `bad_version`,
+    /// `unknown_key`, `auth_failed`, `oversize`, `malformed`, `replay`, `stale`.
+    var dropped: [String: UInt64] = [:]
+    var tcpConnectionsIn: UInt64 = 0
+    var tcpRequestsOut: UInt64 = 0
+    var tcpRequestFailures: UInt64 = 0
+    /// TCP frames refused, by reason (same labels as datagrams).
+    var tcpDropped: [String: UInt64] = [:]
+
+    mutating func drop(_ reason: String) {
+        dropped[reason, default: 0] += 1
+    }
+
+    mutating func dropTCP(_ reason: String) {
+        tcpDropped[reason, default: 0] += 1
+    }
+}

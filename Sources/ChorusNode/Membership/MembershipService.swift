@@ -1,0 +1,566 @@
+import ChorusCore
+import ChorusCrypto
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The membership shell: runs the pure `SWIMInstance` on one event loop, feeds it
+/// datagrams, TCP requests and timer ticks, and carries out its effects
+/// (DESIGN §1). Also owns push-pull sync, joining through seeds, reconnecting to
+/// dead members, keyring rotation and graceful departure.
+///
+/// Thread-safety: every mutable property is touched only on `loop`; public
+/// entry points hop there first.
+public final class MembershipService: @unchecked Sendable {
+    public let config: AgentConfig
+    public let loop: EventLoop
+    let group: EventLoopGroup
+    let logger: Logger
+    let sealer: FrameSealer
+    let tcp: ClusterTCP
+    let keyringPath: String
+
+    private var swim: SWIMInstance
+    private var replayWindow = ReplayWindow()
+    private var counters = DatagramCounters()
+    private let stateStore: NodeStateStore
+    private var persisted: NodeState
+    private let bootID: UInt64
+    private var datagramSequence: UInt64 = 0
+    private var transport: GossipTransport?
+    private var tcpServer: Channel?
+    private var tick: Scheduled<Void>?
+    private var tickDeadline: NIODeadline?
+    private var addressCache: [Endpoint: SocketAddress] = [:]
+    private var departure: MemberStatus?
+    private var joined = false
+    private var periodicTasks: [RepeatedTask] = []
+    private let startedAt = NIODeadline.now()
+    private var rng: SeededRandom
+    /// Called once the agent has departed (left, or a fatal join refusal); the
+    /// process exits with the given status.
+    private let onExit: @Sendable (Int32) -> Void
+
+    public var localID: NodeID { tcp.localID }
+
+    /// Takes the data dir lock, loads (or mints) the node's identity and keyring,
+    /// and bumps the persisted incarnation. Nothing is bound yet.
+    public init(
+        config: AgentConfig, group: EventLoopGroup, logger: Logger,
+        onExit: @escaping @Sendable (Int32) -> Void
+    ) throws(ConfigError) {
+        self.config = config
+        self.group = group
+        self.loop = group.next()
+        self.logger = logger
+        self.onExit = onExit
+        var system = SystemRandomNumberGenerator()
+        self.bootID = system.next()
+        self.rng = SeededRandom(seed: system.next())
+
+        let store = NodeStateStore(dataDir: config.dataDir)
+        try store.lock()
+        var state = try store.loadOrCreate(name: config.name, clusterName: config.clusterName, using: &system)
+        state.name = config.name
+        state.incarnation += 1
+        do {
+            try store.save(state)
+        } catch {
+            throw ConfigError("cannot persist node state: \(error)")
+        }
+        self.stateStore = store
+        self.persisted = state
+        let id = NodeID(hex: state.id)!
+
+        self.keyringPath = config.dataDir + "/keyring.json"
+        let keyring = try Self.loadKeyring(path: keyringPath, seed: config.encryptKey)
+        self.sealer = FrameSealer(clusterName: config.clusterName, keyring: keyring)
+        self.tcp = ClusterTCP(group: group, sealer: sealer, localID: id, logger: logger)
+
+        let myself = Member(
+            id: id, name: config.name, address: config.advertise, incarnation: state.incarnation, status: .alive,
+            tags: config.tags.merging(["http": config.httpAddr.description]) { mine, _ in mine })
+        self.swim = SWIMInstance(
+            myself: myself, settings: config.swim, seed: system.next(), now: Self.monotonicNow())
+    }
+
+    private static func loadKeyring(path: String, seed: String?) throws(ConfigError) -> Keyring {
+        if FileManager.default.fileExists(atPath: path) {
+            do {
+                return try Keyring.load(from: path)
+            } catch {
+                throw ConfigError("\(error)")
+            }
+        }
+        guard let seed else {
+            throw ConfigError(
+                "no keyring at \(path) and no encrypt_key set: generate a key with `chorus keygen` and pass it as encrypt_key (the same on every node)"
+            )
+        }
+        do {
+            let keyring = try Keyring(primary: try ClusterKey(base64: seed))
+            try keyring.save(to: path)
+            return keyring
+        } catch {
+            throw ConfigError("encrypt_key: \(error)")
+        }
+    }
+
+    static func monotonicNow() -> MonotonicTime {
+        MonotonicTime(nanoseconds: NIODeadline.now().uptimeNanoseconds)
+    }
+
+    // MARK: - Lifecycle
+
+    /// Binds UDP and TCP, starts the timers, and joins through the seeds.
+    public func start() -> EventLoopFuture<Void> {
+        loop.flatSubmit { [self] in
+            let udp = GossipTransport.bind(on: config.bind, group: loop) { [self] buffer, address in
+                loop.execute { self.receiveDatagram(buffer, from: address) }
+            }
+            let tcpServer = tcp.serve(
+                on: config.bind,
+                handle: { [self] frame, remote in
+                    loop.flatSubmit { self.handleClusterRequest(frame, remote: remote) }
+                },
+                refused: { [self] reason, remote in
+                    loop.execute {
+                        self.counters.dropTCP(reason)
+                        self.logger.warning(
+                            "refused TCP frame", metadata: ["from": "\(remote.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
+                    }
+                })
+            return udp.and(tcpServer).map { [self] udp, server in
+                transport = udp
+                self.tcpServer = server
+                logger.info(
+                    "agent started",
+                    metadata: [
+                        "id": "\(localID)", "bind": "\(config.bind)", "advertise": "\(config.advertise)",
+                        "incarnation": "\(persisted.incarnation)", "keys": "\(sealer.keyring.keys.count)",
+                    ])
+                scheduleTick()
+                periodicTasks.append(
+                    loop.scheduleRepeatedTask(
+                        initialDelay: config.pushPullInterval.timeAmount, delay: config.pushPullInterval.timeAmount
+                    ) { [self] _ in periodicPushPull() })
+                periodicTasks.append(
+                    loop.scheduleRepeatedTask(
+                        initialDelay: config.reconnectInterval.timeAmount, delay: config.reconnectInterval.timeAmount
+                    ) { [self] _ in reconnect() })
+                joinSeeds(attempt: 0)
+            }
+        }
+    }
+
+    /// Graceful departure (DESIGN §9): announce `stopped` (SIGTERM) or `left`
+    /// (`chorus leave`) directly to every member, give the datagrams a moment to
+    /// go out, then close the channels.
+    public func depart(_ status: MemberStatus) -> EventLoopFuture<Void> {
+        loop.flatSubmit { [self] in
+            guard departure == nil else { return loop.makeSucceededVoidFuture() }
+            departure = status
+            logger.notice("departing", metadata: ["status": "\(status)"])
+            let effects = swim.depart(status, now: Self.monotonicNow())
+            execute(effects)
+            // UDP may drop one announcement: repeat it once shortly after.
+            return loop.scheduleTask(in: .milliseconds(100)) { [self] in
+                execute(effects.filter { if case .send = $0 { true } else { false } })
+            }.futureResult.flatMap { [self] in
+                loop.scheduleTask(in: .milliseconds(150)) {}.futureResult
+            }.flatMap { [self] in
+                shutdownChannels()
+            }
+        }
+    }
+
+    private func shutdownChannels() -> EventLoopFuture<Void> {
+        tick?.cancel()
+        for task in periodicTasks { task.cancel() }
+        periodicTasks = []
+        let closes = [transport?.close(), tcpServer?.close()].compactMap { $0 }
+        return EventLoopFuture.andAllComplete(closes, on: loop)
+    }
+
+    // MARK: - Timers and effects
+
+    private func scheduleTick() {
+        let deadline = swim.nextDeadline
+        let now = Self.monotonicNow()
+        let delay = deadline > now ? deadline.since(now) : .zero
+        let when = NIODeadline.now() + max(.milliseconds(1), delay.timeAmount)
+        if let current = tickDeadline, current <= when, tick != nil { return }
+        tick?.cancel()
+        tickDeadline = when
+        tick = loop.scheduleTask(deadline: when) { [self] in
+            tick = nil
+            tickDeadline = nil
+            guard departure == nil else { return }
+            execute(swim.tick(now: Self.monotonicNow()))
+        }
+    }
+
+    private func execute(_ effects: [SWIMEffect]) {
+        for effect in effects {
+            switch effect {
+            case .send(let messages, let address):
+                sendDatagram(messages, to: address)
+            case .probeOverTCP(let sequence, let target, let address):
+                probeOverTCP(sequence: sequence, target: target, address: address)
+            case .memberChanged(let change):
+                logChange(change)
+            }
+        }
+        persistIncarnationIfRaised()
+        if departure == nil { scheduleTick() }
+    }
+
+    private func logChange(_ change: MemberChange) {
+        let member = change.member
+        guard member.id != localID else { return }
+        let metadata: Logger.Metadata = [
+            "member": "\(member.name)", "address": "\(member.address)", "incarnation": "\(member.incarnation)",
+            "from": "\(change.previous.map { "\($0)" } ?? "new")", "to": "\(change.current.map { "\($0)" } ?? "reaped")",
+        ]
+        switch change.current {
+        case .dead?, .suspect?: logger.warning("member state changed", metadata: metadata)
+        default: logger.info("member state changed", metadata: metadata)
+        }
+    }
+
+    /// Persists a raised incarnation (a refutation) before it can be gossiped
+    /// further, so a restart never reuses it.
+    private func persistIncarnationIfRaised() {
+        let incarnation = swim.myself.incarnation
+        guard incarnation > persisted.incarnation else { return }
+        persisted.incarnation = incarnation
+        do {
+            try stateStore.save(persisted)
+        } catch {
+            logger.error("cannot persist incarnation", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - UDP
+
+    private func sendDatagram(_ messages: [SWIMMessage], to address: Endpoint) {
+        guard let transport else { return }
+        let socketAddress: SocketAddress
+        if let cached = addressCache[address] {
+            socketAddress = cached
+        } else {
+            guard let resolved = try? SocketAddress(ipAddress: address.host, port: Int(address.port)) else {
+                logger.warning("cannot send to unparsable address", metadata: ["address": "\(address)"])
+                return
+            }
+            if addressCache.count > 4096 { addressCache.removeAll() }
+            addressCache[address] = resolved
+            socketAddress = resolved
+        }
+        datagramSequence += 1
+        let envelope = SWIMEnvelope(
+            sender: localID, bootID: bootID, sequence: datagramSequence, sentAt: WallClock.nanoseconds(),
+            messages: messages)
+        let sealed = sealer.seal(SWIMCodec.encode(envelope))
+        counters.datagramsOut += 1
+        counters.bytesOut += UInt64(sealed.count)
+        transport.send(sealed, to: socketAddress)
+    }
+
+    private func receiveDatagram(_ buffer: ByteBuffer, from address: SocketAddress) {
+        counters.datagramsIn += 1
+        counters.bytesIn += UInt64(buffer.readableBytes)
+        guard buffer.readableBytes <= Sealer.maxDatagramBytes else {
+            counters.drop("oversize")
+            return
+        }
+        let plaintext: [UInt8]
+        do {
+            plaintext = try sealer.open(Array(buffer.readableBytesView))
+        } catch {
+            counters.drop(error.reason)
+            return
+        }
+        let envelope: SWIMEnvelope
+        do {
+            envelope = try SWIMCodec.decode(plaintext)
+        } catch {
+            counters.drop("malformed")
+            return
+        }
+        switch replayWindow.admit(
+            sender: envelope.sender, bootID: envelope.bootID, sequence: envelope.sequence,
+            sentAt: envelope.sentAt, wallNow: WallClock.nanoseconds())
+        {
+        case .accept: break
+        case .replay:
+            counters.drop("replay")
+            return
+        case .stale:
+            counters.drop("stale")
+            return
+        }
+        guard envelope.sender != localID, let ip = address.ipAddress, let port = address.port else { return }
+        execute(
+            swim.receive(
+                envelope.messages, from: envelope.sender, at: Endpoint(host: ip, port: UInt16(port)),
+                now: Self.monotonicNow()))
+    }
+
+    private func probeOverTCP(sequence: UInt64, target: NodeID, address: Endpoint) {
+        tcp.request(.ping(target: target), to: address, timeout: config.swim.probeTimeout.timeAmount)
+            .hop(to: loop)
+            .whenComplete { [self] result in
+                var reachable = false
+                if case .success(.pong) = result { reachable = true }
+                guard departure == nil else { return }
+                execute(
+                    swim.tcpProbeAnswered(
+                        sequence: sequence, target: target, reachable: reachable, now: Self.monotonicNow()))
+            }
+    }
+
+    // MARK: - TCP requests
+
+    private func handleClusterRequest(_ frame: ClusterFrame, remote: SocketAddress?) -> EventLoopFuture<
+        ClusterMessage?
+    > {
+        counters.tcpConnectionsIn += 1
+        let wallNow = WallClock.nanoseconds()
+        let distance = frame.sentAt > wallNow ? frame.sentAt - wallNow : wallNow - frame.sentAt
+        guard distance <= UInt64(replayWindow.maxClockDistance.nanosecondsClamped) else {
+            counters.dropTCP("stale")
+            return loop.makeSucceededFuture(nil)
+        }
+        switch frame.message {
+        case .pushPull(let joining, let state, let keyring):
+            if joining, let joiner = state.first(where: { $0.id == frame.sender }) {
+                if case .refuse(let reason) = swim.admit(joiner) {
+                    logger.warning(
+                        "refused join", metadata: ["name": "\(joiner.name)", "address": "\(joiner.address)", "reason": "\(reason)"])
+                    return loop.makeSucceededFuture(.refused(reason: reason))
+                }
+            }
+            adoptKeyringIfNewer(keyring, from: remote.map { "\($0)" } ?? "?")
+            let reply = ClusterMessage.pushPullReply(state: swim.fullState(), keyring: snapshot(of: sealer.keyring))
+            execute(swim.mergeFullState(state, now: Self.monotonicNow()))
+            return loop.makeSucceededFuture(reply)
+        case .ping(let target):
+            return loop.makeSucceededFuture(target == localID ? .pong : nil)
+        case .keyOperation(let operation):
+            return loop.makeSucceededFuture(.keyOperationReply(applyKeyOperation(operation)))
+        case .pushPullReply, .refused, .pong, .keyOperationReply:
+            counters.dropTCP("unexpected")
+            return loop.makeSucceededFuture(nil)
+        }
+    }
+
+    // MARK: - Push-pull, joining, reconnecting
+
+    /// Full-state exchange with `address`; on success both sides hold the union.
+    private func pushPull(with address: Endpoint, joining: Bool) -> EventLoopFuture<Void> {
+        counters.tcpRequestsOut += 1
+        let request = ClusterMessage.pushPull(
+            joining: joining, state: swim.fullState(), keyring: snapshot(of: sealer.keyring))
+        return tcp.request(request, to: address, timeout: .seconds(10)).hop(to: loop).flatMapThrowing {
+            [self] reply in
+            switch reply {
+            case .pushPullReply(let state, let keyring):
+                adoptKeyringIfNewer(keyring, from: "\(address)")
+                execute(swim.mergeFullState(state, now: Self.monotonicNow()))
+            case .refused(let reason):
+                throw JoinRefused(reason: reason)
+            default:
+                throw ClusterTCPError.unreadableReply("unexpected reply to push-pull")
+            }
+        }.flatMapErrorThrowing { [self] error in
+            counters.tcpRequestFailures += 1
+            throw error
+        }
+    }
+
+    struct JoinRefused: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { "join refused: \(reason)" }
+    }
+
+    /// Join through every seed, retrying with exponential backoff up to
+    /// `join_retry_max` until one answers (serf's retry_join).
+    private func joinSeeds(attempt: Int) {
+        let seeds = config.join.filter { $0 != config.advertise && $0 != config.bind }
+        guard !seeds.isEmpty, departure == nil else {
+            joined = true
+            return
+        }
+        let attempts = seeds.map { seed in
+            pushPull(with: seed, joining: true).map { true }.flatMapError { [self] error in
+                if let refusal = error as? JoinRefused {
+                    logger.critical(
+                        "cannot join the cluster", metadata: ["seed": "\(seed)", "reason": "\(refusal.reason)"])
+                    onExit(1)
+                } else {
+                    logger.warning("join attempt failed", metadata: ["seed": "\(seed)", "error": "\(error)"])
+                }
+                return loop.makeSucceededFuture(false)
+            }
+        }
+        EventLoopFuture.whenAllComplete(attempts, on: loop).whenSuccess { [self] results in
+            let successes = results.filter { (try? $0.get()) == true }.count
+            if successes > 0 {
+                joined = true
+                logger.info("joined cluster", metadata: ["seeds": "\(successes)/\(seeds.count)", "members": "\(swim.members.count)"])
+                return
+            }
+            let backoff = min(config.joinRetryMax, .seconds(1) * (1 << min(attempt, 10)))
+            logger.warning("no seed answered; retrying", metadata: ["in": "\(DurationParsing.format(backoff))"])
+            loop.scheduleTask(in: backoff.timeAmount) { [self] in joinSeeds(attempt: attempt + 1) }
+        }
+    }
+
+    private func periodicPushPull() {
+        guard departure == nil else { return }
+        let candidates = swim.members.filter { $0.id != localID && ($0.status == .alive || $0.status == .suspect) }
+        guard let peer = candidates.randomElement(using: &rng) else { return }
+        pushPull(with: peer.address, joining: false).whenFailure { [self] error in
+            logger.debug("push-pull failed", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+        }
+    }
+
+    /// Try one dead or stopped member, or the seeds when this node sees nobody
+    /// alive: heals partitions and restarts that gossip alone missed (serf's reconnect).
+    private func reconnect() {
+        guard departure == nil else { return }
+        let others = swim.members.filter { $0.id != localID }
+        if !others.contains(where: { $0.status == .alive }), joined, !config.join.isEmpty {
+            joinSeeds(attempt: 10)
+            return
+        }
+        let candidates = others.filter { $0.status == .dead || $0.status == .stopped }
+        guard let peer = candidates.randomElement(using: &rng) else { return }
+        pushPull(with: peer.address, joining: false).whenFailure { [self] error in
+            logger.debug("reconnect failed", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: - Keyring
+
+    private func snapshot(of keyring: Keyring) -> KeyringSnapshot {
+        KeyringSnapshot(
+            version: keyring.version, primary: keyring.primary.base64,
+            keys: keyring.keys.map(\.base64))
+    }
+
+    /// A node that missed a rotation while down takes the newer keyring from the
+    /// first member it syncs with (serf cannot: serf issue 579).
+    private func adoptKeyringIfNewer(_ snapshot: KeyringSnapshot, from peer: String) {
+        guard snapshot.version > sealer.keyring.version else { return }
+        do {
+            let primary = try ClusterKey(base64: snapshot.primary)
+            var others: [ClusterKey] = []
+            for key in snapshot.keys { others.append(try ClusterKey(base64: key)) }
+            let keyring = try Keyring(
+                primary: primary, others: others.filter { $0 != primary }, version: snapshot.version)
+            try keyring.save(to: keyringPath)
+            sealer.keyring = keyring
+            logger.notice("keyring updated from peer", metadata: ["peer": "\(peer)", "version": "\(snapshot.version)"])
+        } catch {
+            logger.error("cannot adopt peer keyring", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        }
+    }
+
+    private func applyKeyOperation(_ operation: KeyOperation) -> KeyOperationReply {
+        var keyring = sealer.keyring
+        if operation.kind == .list {
+            return KeyOperationReply(error: nil, keyring: snapshot(of: keyring))
+        }
+        do {
+            let key = try ClusterKey(base64: operation.key)
+            switch operation.kind {
+            case .install: try keyring.install(key)
+            case .use: try keyring.use(key)
+            case .remove: try keyring.remove(key)
+            case .list: break
+            }
+            // Every member takes the coordinator's version, so they agree on which
+            // keyring is newest when a member that missed this comes back.
+            keyring = try Keyring(
+                primary: keyring.primary, others: Array(keyring.keys.dropFirst()),
+                version: max(keyring.version, operation.version))
+            try keyring.save(to: keyringPath)
+            sealer.keyring = keyring
+            logger.notice(
+                "keyring changed", metadata: ["operation": "\(operation.kind.name)", "key": "\(key.keyIDHex)"])
+            return KeyOperationReply(error: nil, keyring: snapshot(of: keyring))
+        } catch {
+            return KeyOperationReply(error: "\(error)", keyring: snapshot(of: keyring))
+        }
+    }
+
+    /// Runs a keyring operation on every alive member (this one included) and
+    /// reports per node, like `serf keys`.
+    public func keyOperation(_ kind: KeyOperation.Kind, key: String) -> EventLoopFuture<[KeyOperationResult]> {
+        loop.flatSubmit { [self] in
+            let version = max(WallClock.nanoseconds(), sealer.keyring.version + 1)
+            let operation = KeyOperation(kind: kind, key: key, version: version)
+            let targets = swim.members.filter { $0.status == .alive }
+            let replies = targets.map { member -> EventLoopFuture<KeyOperationResult> in
+                if member.id == localID {
+                    let reply = applyKeyOperation(operation)
+                    return loop.makeSucceededFuture(KeyOperationResult(node: member.name, reply: reply))
+                }
+                return tcp.request(.keyOperation(operation), to: member.address, timeout: .seconds(5))
+                    .hop(to: loop)
+                    .map { message in
+                        if case .keyOperationReply(let reply) = message {
+                            return KeyOperationResult(node: member.name, reply: reply)
+                        }
+                        return KeyOperationResult(node: member.name, error: "unexpected reply")
+                    }
+                    .recover { error in KeyOperationResult(node: member.name, error: "\(error)") }
+            }
+            return EventLoopFuture.whenAllSucceed(replies, on: loop)
+        }
+    }
+
+    // MARK: - Views for the HTTP API
+
+    public func membersView() -> EventLoopFuture<[MemberView]> {
+        loop.submit { [self] in
+            swim.members.map { member in
+                let stats = member.id == localID ? nil : swim.probeStats(for: member.id)
+                return MemberView(
+                    name: member.name, id: member.id.description, address: member.address.description,
+                    status: member.status.description, incarnation: member.incarnation, tags: member.tags,
+                    rttMilliseconds: stats?.lastRoundTrip.map { $0.seconds * 1000 },
+                    udp: stats.map(\.reachableOverUDP))
+            }
+        }
+    }
+
+    public func statusView() -> EventLoopFuture<StatusView> {
+        loop.submit { [self] in
+            var byStatus: [String: Int] = [:]
+            for status in MemberStatus.allCases { byStatus[status.description] = 0 }
+            for member in swim.members { byStatus[member.status.description, default: 0] += 1 }
+            let myself = swim.myself
+            return StatusView(
+                name: myself.name, id: myself.id.description, address: myself.address.description,
+                status: myself.status.description, incarnation: myself.incarnation,
+                clusterName: config.clusterName, members: byStatus,
+                uptimeSeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9,
+                localHealth: swim.localHealth,
+                datagrams: .init(
+                    in: counters.datagramsIn, out: counters.datagramsOut, bytesIn: counters.bytesIn,
+                    bytesOut: counters.bytesOut, dropped: counters.dropped),
+                tcp: .init(
+                    connectionsIn: counters.tcpConnectionsIn, requestsOut: counters.tcpRequestsOut,
+                    requestFailures: counters.tcpRequestFailures, dropped: counters.tcpDropped),
+                keyringVersion: sealer.keyring.version)
+        }
+    }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount { .nanoseconds(nanosecondsClamped) }
+}

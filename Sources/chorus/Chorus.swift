@@ -1,0 +1,12 @@
+import ArgumentParser
+import ChorusNode
+
+struct Chorus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chorus",
+        abstract: "A leaderless replicated store for bare Linux hosts.",
+        subcommands: [
+            AgentCommand.self, MembersCommand.self, StatusCommand.self, LeaveCommand.self, KeygenCommand.self,
+            KeysCommand.self,
+        ])
+}

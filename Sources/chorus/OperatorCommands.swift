@@ -1,0 +1,167 @@
+import ArgumentParser
+import ChorusCore
+import ChorusNode
+import Foundation
+import NIOHTTP1
+
+/// Options every operator command shares: where the local agent's API is.
+struct APIOptions: ParsableArguments {
+    @Option(name: .customLong("http-addr"), help: "Agent HTTP API address (env CHORUS_HTTP_ADDR).")
+    var httpAddr: String?
+
+    @Option(name: .customLong("http-token"), help: "Bearer token for the API (env CHORUS_HTTP_TOKEN).")
+    var httpToken: String?
+
+    func client() throws -> APIClient {
+        let environment = ProcessInfo.processInfo.environment
+        let text = httpAddr ?? environment["CHORUS_HTTP_ADDR"] ?? "127.0.0.1:7480"
+        guard let address = Endpoint(parsing: text) else {
+            throw ValidationError("--http-addr must be HOST:PORT, got '\(text)'")
+        }
+        return APIClient(address: address, token: httpToken ?? environment["CHORUS_HTTP_TOKEN"])
+    }
+
+    /// Performs a request and decodes its JSON answer; exits 1 with the agent's
+    /// error (or the connection failure) on stderr otherwise.
+    func call<T: Decodable>(
+        _ method: HTTPMethod, _ path: String, body: [UInt8] = [], as type: T.Type, accept: Set<Int> = [200]
+    ) throws -> T {
+        let response: APIClient.Response
+        do {
+            response = try client().request(method, path, body: body)
+        } catch let failure as APIClient.Failure {
+            fail(failure.description)
+        }
+        guard accept.contains(response.status) else {
+            let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)))?.error
+            fail("agent answered \(response.status): \(message ?? String(decoding: response.body, as: UTF8.self))")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(response.body))
+        } catch {
+            fail("unreadable answer from the agent: \(error)")
+        }
+    }
+}
+
+/// The API's error body: `{"error": "..."}`.
+private struct ErrorBody: Decodable { var error: String }
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("chorus: \(message)\n".utf8))
+    Foundation.exit(1)
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+}
+
+func printJSON<T: Encodable>(_ value: T) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self))
+}
+
+/// Left-aligned columns separated by two spaces, like `serf members`.
+func printTable(_ rows: [[String]]) {
+    guard let first = rows.first else { return }
+    var widths = Array(repeating: 0, count: first.count)
+    for row in rows {
+        for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+    }
+    for row in rows {
+        let cells = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        print(cells.joined(separator: "  "))
+    }
+}
+
+struct MembersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "members", abstract: "List the cluster's members as this agent sees them.")
+
+    @OptionGroup var api: APIOptions
+    @Option(help: "Output format: table or json.") var format: OutputFormat = .table
+    @Option(help: "Only members with this status: alive, suspect, dead, stopped or left.") var status: String?
+    @Flag(help: "Add each peer's last probe round trip and whether UDP reaches it.") var detailed = false
+
+    func validate() throws {
+        if let status, MemberStatus(name: status) == nil {
+            throw ValidationError("--status must be one of alive, suspect, dead, stopped, left")
+        }
+    }
+
+    func run() throws {
+        var members = try api.call(.GET, "/v1/members", as: [MemberView].self)
+        if let status { members = members.filter { $0.status == status } }
+        if !detailed {
+            for index in members.indices {
+                members[index].rttMilliseconds = nil
+                members[index].udp = nil
+            }
+        }
+        if format == .json {
+            printJSON(members)
+            return
+        }
+        var rows = [["Name", "Address", "Status", "Incarnation"] + (detailed ? ["RTT", "Path"] : []) + ["Tags"]]
+        for member in members {
+            let tags = member.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            var row = [member.name, member.address, member.status, String(member.incarnation)]
+            if detailed {
+                row.append(member.rttMilliseconds.map { String(format: "%.2fms", $0) } ?? "-")
+                row.append(member.udp.map { $0 ? "udp" : "tcp-only" } ?? "-")
+            }
+            rows.append(row + [tags])
+        }
+        printTable(rows)
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show this agent's state and traffic counters.")
+
+    @OptionGroup var api: APIOptions
+    @Option(help: "Output format: table or json.") var format: OutputFormat = .table
+
+    func run() throws {
+        let status = try api.call(.GET, "/v1/status", as: StatusView.self)
+        if format == .json {
+            printJSON(status)
+            return
+        }
+        let members = ["alive", "suspect", "dead", "stopped", "left"].map { "\($0)=\(status.members[$0] ?? 0)" }
+        let dropped = status.datagrams.dropped.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let tcpDropped = status.tcp.dropped.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        printTable([
+            ["Name", status.name],
+            ["ID", status.id],
+            ["Address", status.address],
+            ["Cluster", status.clusterName],
+            ["Status", "\(status.status) (incarnation \(status.incarnation))"],
+            ["Members", members.joined(separator: " ")],
+            ["Uptime", String(format: "%.0fs", status.uptimeSeconds)],
+            ["Local health", "\(status.localHealth) (0 is healthy)"],
+            ["Datagrams", "in=\(status.datagrams.in) out=\(status.datagrams.out) bytes_in=\(status.datagrams.bytesIn) bytes_out=\(status.datagrams.bytesOut)"],
+            ["Dropped", dropped.isEmpty ? "none" : dropped.joined(separator: " ")],
+            ["TCP", "in=\(status.tcp.connectionsIn) out=\(status.tcp.requestsOut) failures=\(status.tcp.requestFailures)"],
+            ["TCP refused", tcpDropped.isEmpty ? "none" : tcpDropped.joined(separator: " ")],
+            ["Keyring", "version \(status.keyringVersion)"],
+        ])
+    }
+}
+
+struct LeaveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leave", abstract: "Make this agent leave the cluster for good and exit.")
+
+    @OptionGroup var api: APIOptions
+
+    func run() throws {
+        struct Reply: Decodable { var status: String }
+        _ = try api.call(.POST, "/v1/leave", as: Reply.self)
+        print("left the cluster")
+    }
+}

@@ -1,0 +1,4 @@
+import ArgumentParser
+import ChorusNode
+
+Chorus.main()
