@@ -1,0 +1,61 @@
+/// Dissemination: datagrams with piggybacked updates, sized to the payload limit, and
+/// the periodic gossip round (SWIM §4.1, memberlist `gossip` and `getBroadcasts`).
+extension SWIMInstance {
+    /// Bytes available to messages in one datagram: `maxPayloadBytes` less the
+    /// envelope header. Every `.send` this instance emits fits, so the shell may trust it.
+    var messageBudget: Int { settings.maxPayloadBytes - SWIMCodec.envelopeHeaderSize }
+
+    /// `retransmitMult × ceil(log10(n + 1))` for the current view.
+    var retransmitLimit: Int {
+        DisseminationQueue.retransmitLimit(
+            retransmitMult: settings.retransmitMult, members: memberCount)
+    }
+
+    /// Queues `update` for gossip, replacing any queued update about the same member.
+    mutating func enqueue(_ update: MemberUpdate) {
+        queue.enqueue(fitting(update), maxSize: messageBudget)
+    }
+
+    /// `update`, without its tags if it would not fit in a datagram otherwise and is
+    /// not an alive update (receivers take name, address and tags only from alive
+    /// updates about members they know, so little is lost).
+    func fitting(_ update: MemberUpdate) -> MemberUpdate {
+        guard update.status != .alive, SWIMCodec.encodedSize(of: .update(update)) > messageBudget else {
+            return update
+        }
+        var stripped = update
+        stripped.tags = [:]
+        return stripped
+    }
+
+    /// A `.send` of `messages` to `address`, filled up with queued updates
+    /// (fewest-sent first) to the payload limit. Nil if `messages` alone do not fit.
+    mutating func datagram(_ messages: [SWIMMessage], to address: Endpoint, piggyback: Bool = true)
+        -> SWIMEffect?
+    {
+        let used = messages.reduce(0) { $0 + SWIMCodec.encodedSize(of: $1) }
+        guard used <= messageBudget else { return nil }
+        guard piggyback else { return .send(messages, to: address) }
+        let updates = queue.take(budget: messageBudget - used, limit: retransmitLimit)
+        return .send(messages + updates.map { .update($0) }, to: address)
+    }
+
+    /// SWIM §4.1: send queued updates to `gossipNodes` random members — alive or
+    /// suspect, or dead for less than `gossipToTheDeadTime` so a wrongly declared node
+    /// learns of it and refutes (memberlist). Nothing is sent when nothing is queued.
+    mutating func gossip(now: MonotonicTime, effects: inout [SWIMEffect]) {
+        guard !queue.isEmpty else { return }
+        let candidates = peers.values
+            .filter {
+                Self.isProbeable($0.member.status)
+                    || ($0.member.status == .dead && now < $0.since + settings.gossipToTheDeadTime)
+            }
+            .map(\.member)
+            .sorted { $0.id < $1.id }
+        for target in random.randomSample(candidates, count: settings.gossipNodes) {
+            let updates = queue.take(budget: messageBudget, limit: retransmitLimit)
+            guard !updates.isEmpty else { break }
+            effects.append(.send(updates.map { .update($0) }, to: target.address))
+        }
+    }
+}
