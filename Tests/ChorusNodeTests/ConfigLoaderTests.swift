@@ -42,7 +42,7 @@ import Testing
             """)
         let config = try load(
             file: path, environment: ["CHORUS_NAME": "from-env", "CHORUS_PROBE_INTERVAL": "3s"],
-            flags: ["probe_interval": ["4s"]])
+            flags: ["gossip.probe_interval": ["4s"]])
         #expect(config.name == "from-env")
         #expect(config.swim.probeInterval == .seconds(4))
         #expect(config.swim.probeTimeout == .milliseconds(300))
@@ -107,5 +107,20 @@ import Testing
         #expect(DurationParsing.parse("ms") == nil)
         #expect(DurationParsing.format(.milliseconds(1500)) == "1500ms")
         #expect(DurationParsing.format(.seconds(30)) == "30s")
+    }
+}
+
+@Suite struct SampleConfigTests {
+    @Test func shippedSampleConfigLoadsAndDocumentsEverySetting() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let path = root.appendingPathComponent("config/chorus.toml").path
+        let config = try ConfigLoader.load(
+            file: path, environment: [:], flags: ["bind": ["127.0.0.1:7400"]], hostName: "host")
+        #expect(config.swim == SWIMSettings())
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        for setting in ConfigLoader.settings {
+            #expect(text.contains(setting.leaf), "config/chorus.toml does not document \(setting.key)")
+        }
     }
 }
