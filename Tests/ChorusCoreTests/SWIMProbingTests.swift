@@ -177,4 +177,29 @@ import Testing
         #expect(node.status(of: 2) == .dead)
         #expect(now == at(24))
     }
+
+    @Test func localHealthIsClampedAndScalesTimeouts() {
+        var health = LocalHealth(maximum: 8)
+        health.apply(-3)
+        #expect(health.score == 0)
+        #expect(health.scale(.milliseconds(500)) == .milliseconds(500))
+        health.apply(20)
+        #expect(health.score == 7)
+        #expect(health.scale(.seconds(1)) == .seconds(8))
+    }
+
+    @Test func suspectTargetIsRemindedWithItsPing() throws {
+        var node = swimInstance(count: 2)
+        _ = node.receive(
+            [.update(swimUpdate(2, status: .suspect, from: 2))], from: swimID(2), at: swimAddress(2), now: at(0))
+        var datagram: [SWIMMessage] = []
+        for _ in 0..<20 where datagram.isEmpty {
+            let effects = node.tick(now: node.nextDeadline)
+            datagram =
+                effects.sends.first { $0.messages.contains { if case .ping = $0 { true } else { false } } }?.messages
+                ?? []
+        }
+        let reminders = datagram.filter { if case .update(let update) = $0 { update.id == swimID(2) } else { false } }
+        #expect(reminders == [.update(swimUpdate(2, status: .suspect, from: 1))])
+    }
 }

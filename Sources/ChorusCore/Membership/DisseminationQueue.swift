@@ -58,14 +58,15 @@ struct DisseminationQueue: Sendable {
     /// Takes the updates to piggyback on one datagram with `budget` bytes left for
     /// them: fewest-transmitted first, each counted as sent once, skipping those that
     /// do not fit in what remains. Updates that reach `limit` transmits are dropped.
-    mutating func take(budget: Int, limit: Int) -> [MemberUpdate] {
+    /// Updates about members in `excluding` (already in the datagram) are left queued.
+    mutating func take(budget: Int, limit: Int, excluding: Set<NodeID> = []) -> [MemberUpdate] {
         guard budget > 0, !entries.isEmpty else { return [] }
         let ordered = entries.values.sorted {
             ($0.transmits, $1.order) < ($1.transmits, $0.order)
         }
         var remaining = budget
         var taken: [MemberUpdate] = []
-        for entry in ordered where entry.size <= remaining {
+        for entry in ordered where entry.size <= remaining && !excluding.contains(entry.update.id) {
             remaining -= entry.size
             taken.append(entry.update)
             let transmits = entry.transmits + 1

@@ -36,7 +36,11 @@ extension SWIMInstance {
         let used = messages.reduce(0) { $0 + SWIMCodec.encodedSize(of: $1) }
         guard used <= messageBudget else { return nil }
         guard piggyback else { return .send(messages, to: address) }
-        let updates = queue.take(budget: messageBudget - used, limit: retransmitLimit)
+        let present = Set(
+            messages.compactMap { message -> NodeID? in
+                if case .update(let update) = message { update.id } else { nil }
+            })
+        let updates = queue.take(budget: messageBudget - used, limit: retransmitLimit, excluding: present)
         return .send(messages + updates.map { .update($0) }, to: address)
     }
 
