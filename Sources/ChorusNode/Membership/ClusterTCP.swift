@@ -164,13 +164,15 @@ private final class ServerHandler: ChannelInboundHandler, Sendable {
         let channel = context.channel
         let sealer = self.sealer
         let localID = self.localID
+        let requestKeyID = FrameSealer.keyID(of: sealed)
         handle(frame, remote).whenComplete { result in
             guard case .success(let reply?) = result else {
                 channel.close(promise: nil)
                 return
             }
-            let sealed = sealer.seal(
-                ClusterCodec.encode(ClusterFrame(sender: localID, sentAt: WallClock.nanoseconds(), message: reply)))
+            let plaintext = ClusterCodec.encode(
+                ClusterFrame(sender: localID, sentAt: WallClock.nanoseconds(), message: reply))
+            let sealed = requestKeyID.map { sealer.seal(plaintext, keyID: $0) } ?? sealer.seal(plaintext)
             var buffer = channel.allocator.buffer(capacity: sealed.count + 4)
             buffer.writeInteger(UInt32(sealed.count))
             buffer.writeBytes(sealed)

@@ -23,6 +23,26 @@ final class FrameSealer: Sendable {
         return Sealer.seal(plaintext, associatedData: associatedData, keyring: keyring)
     }
 
+    /// Seals with the installed key `keyID` rather than the primary: a reply goes
+    /// out under the key its request came in with, so a member that missed a
+    /// rotation (and holds only the old key) can read the answer that brings it
+    /// the new keyring.
+    func seal(_ plaintext: [UInt8], keyID: UInt32) -> [UInt8] {
+        let keyring = self.keyring
+        guard keyID != keyring.primary.keyID, let key = keyring.key(forID: keyID),
+            let single = try? Keyring(primary: key)
+        else {
+            return Sealer.seal(plaintext, associatedData: associatedData, keyring: keyring)
+        }
+        return Sealer.seal(plaintext, associatedData: associatedData, keyring: single)
+    }
+
+    /// The key id in a sealed message's header (bytes 3..<7), if it has one.
+    static func keyID(of sealed: [UInt8]) -> UInt32? {
+        guard sealed.count >= 7 else { return nil }
+        return sealed[3..<7].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
     func open(_ sealed: [UInt8]) throws(Sealer.OpenError) -> [UInt8] {
         let keyring = self.keyring
         return try Sealer.open(sealed, associatedData: associatedData, keyring: keyring)
