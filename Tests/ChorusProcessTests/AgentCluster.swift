@@ -156,11 +156,13 @@ final class AgentCluster {
         if !FileManager.default.fileExists(atPath: agent.logFile.path) {
             _ = FileManager.default.createFile(atPath: agent.logFile.path, contents: nil)
         }
-        let log = try FileHandle(forWritingTo: agent.logFile)
-        defer { try? log.close() }
-        try log.seekToEnd()
-        let banner = "==== \(Date()) starting \(agent.name) on \(agent.gossipAddress) (test harness)\n"
-        try log.write(contentsOf: Data(banner.utf8))
+        do {
+            let log = try FileHandle(forWritingTo: agent.logFile)
+            defer { try? log.close() }
+            try log.seekToEnd()
+            let banner = "==== \(Date()) starting \(agent.name) on \(agent.gossipAddress) (test harness)\n"
+            try log.write(contentsOf: Data(banner.utf8))
+        }
 
         var arguments = [
             "agent",
@@ -175,15 +177,9 @@ final class AgentCluster {
         if !agent.key.isEmpty { arguments += ["--encrypt-key", agent.key] }
         arguments += Self.timingFlags + agent.extraArguments
 
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.environment = Self.cleanEnvironment()
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        agent.process = process
+        agent.process = try SpawnedProcess(
+            executable: binary.path, arguments: arguments, environment: Self.cleanEnvironment(),
+            logFile: agent.logFile.path)
         agent.starts += 1
     }
 
@@ -210,13 +206,13 @@ final class AgentCluster {
     func waitForExit(_ agent: Agent, deadline: Duration = .seconds(20)) async throws -> Termination {
         guard let process = agent.process else { throw HarnessError("\(agent.name) was never started") }
         let end = ContinuousClock.now + deadline
-        while process.isRunning {
+        while true {
+            if let exit = process.exit { return exit }
             if ContinuousClock.now >= end {
-                throw HarnessError("\(agent.name) (pid \(process.processIdentifier)) did not exit within \(deadline)")
+                throw HarnessError("\(agent.name) (pid \(process.pid)) did not exit within \(deadline)")
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        return Termination(reason: process.terminationReason, status: process.terminationStatus)
     }
 
     /// SIGTERM to every running agent, up to 10 s to exit, then SIGKILL.
@@ -232,7 +228,7 @@ final class AgentCluster {
             agent.signal(SIGKILL)
         }
         // Reap; SIGKILL cannot be ignored, so this ends quickly.
-        for agent in running { agent.process?.waitUntilExit() }
+        for agent in running { agent.process?.waitBlocking() }
     }
 
     func removeFolder() {
@@ -403,7 +399,7 @@ final class Agent {
     let join: [String]
     let key: String
     let extraArguments: [String]
-    var process: Process?
+    var process: SpawnedProcess?
     var starts = 0
 
     init(name: String, host: String, dataDir: URL, logFile: URL, join: [String], key: String, extraArguments: [String]) {
@@ -421,8 +417,7 @@ final class Agent {
     var isRunning: Bool { process?.isRunning ?? false }
 
     func signal(_ signal: Int32) {
-        guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, signal)
+        process?.send(signal)
     }
 
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
@@ -500,9 +495,15 @@ struct AgentStatus: Decodable, Sendable {
         var droppedTotal: UInt64 { dropped.values.reduce(0, +) }
     }
 
+    /// TCP (join, push-pull, key operations): only what was refused, by reason.
+    struct TCP: Decodable, Sendable {
+        var dropped: [String: UInt64]
+    }
+
     var name: String
     var id: String
     var incarnation: UInt64
     var members: [String: Int]
     var datagrams: Datagrams
+    var tcp: TCP?
 }

@@ -10,7 +10,7 @@ struct WireSecurityProcessTests {
         try await AgentCluster.run(subnet: 20, label: "wrong-key") { cluster in
             let agents = try cluster.startNodes(3)
             try await cluster.waitAllAlive(agents)
-            let baseline = try await cluster.status(of: agents[0]).datagrams.dropped
+            let baseline = Self.keyDrops(try await cluster.status(of: agents[0]))
 
             let otherKey = try await cluster.keygen()
             #expect(otherKey != cluster.key)
@@ -18,10 +18,9 @@ struct WireSecurityProcessTests {
                 name: "intruder", hostIndex: 4, join: [cluster.gossipAddress(1)], key: otherKey)
 
             // Wait for evidence that the intruder tried and was refused: node1 dropped
-            // its traffic, and the intruder's log says why it is alone.
+            // its join (TCP) or datagrams, and the intruder's log says why it is alone.
             try await cluster.waitUntil("node1 drops the intruder's traffic") {
-                let dropped = try await cluster.status(of: agents[0]).datagrams.dropped
-                return Self.keyDrops(dropped) > Self.keyDrops(baseline)
+                Self.keyDrops(try await cluster.status(of: agents[0])) > baseline
             }
             try await cluster.waitUntil("the intruder's log says why it cannot join") {
                 Self.mentionsKeyProblem(intruder.log)
@@ -121,14 +120,20 @@ struct WireSecurityProcessTests {
 
     // MARK: Helpers
 
-    /// Datagrams sealed with a key the receiver lacks, however the agent labels them.
-    static func keyDrops(_ dropped: [String: UInt64]) -> UInt64 {
-        (dropped["unknown_key"] ?? 0) + (dropped["auth_failed"] ?? 0)
+    /// Datagrams and TCP frames sealed with a key the receiver lacks.
+    static func keyDrops(_ status: AgentStatus) -> UInt64 {
+        let reasons = ["unknown_key", "auth_failed"]
+        let datagrams = reasons.map { status.datagrams.dropped[$0] ?? 0 }.reduce(0, +)
+        let frames = reasons.map { status.tcp?.dropped[$0] ?? 0 }.reduce(0, +)
+        return datagrams + frames
     }
 
     static func mentionsKeyProblem(_ log: String) -> Bool {
         let lowered = log.lowercased()
-        return ["unknown_key", "unknown key", "auth_failed", "authentication", "decrypt", "wrong key", "handshake"]
+        return [
+            "unknown_key", "unknown key", "auth_failed", "authentication", "decrypt", "wrong key", "handshake",
+            "one of our keys",
+        ]
             .contains { lowered.contains($0) }
     }
 
