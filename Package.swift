@@ -23,6 +23,8 @@ let package = Package(
         // Pure protocol cores: no I/O, no clocks, no randomness of their own.
         .target(name: "ChorusCore"),
         .target(name: "ChorusCrypto", dependencies: ["CSodium"]),
+        // Deterministic many-node simulator over the pure cores (DESIGN §1).
+        .target(name: "ChorusSim", dependencies: ["ChorusCore"]),
         // The I/O shell: SwiftNIO channels, timers, persistence, HTTP API.
         .target(
             name: "ChorusNode",
@@ -44,9 +46,11 @@ let package = Package(
                 "ChorusCrypto",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ChorusSim",
             ]
         ),
         .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore"]),
+        .testTarget(name: "ChorusSimTests", dependencies: ["ChorusSim"]),
         .testTarget(name: "ChorusCryptoTests", dependencies: ["ChorusCrypto"]),
         .testTarget(name: "ChorusNodeTests", dependencies: ["ChorusNode"]),
         // Real agent processes on loopback; needs the built `chorus` binary.

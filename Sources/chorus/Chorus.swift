@@ -7,6 +7,6 @@ struct Chorus: ParsableCommand {
         abstract: "A leaderless replicated store for bare Linux hosts.",
         subcommands: [
             AgentCommand.self, MembersCommand.self, StatusCommand.self, LeaveCommand.self, KeygenCommand.self,
-            KeysCommand.self,
+            KeysCommand.self, SimCommand.self,
         ])
 }

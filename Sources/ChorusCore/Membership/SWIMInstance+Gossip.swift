@@ -49,17 +49,43 @@ extension SWIMInstance {
     /// learns of it and refutes (memberlist). Nothing is sent when nothing is queued.
     mutating func gossip(now: MonotonicTime, effects: inout [SWIMEffect]) {
         guard !queue.isEmpty else { return }
-        let candidates = peers.values
-            .filter {
-                Self.isProbeable($0.member.status)
-                    || ($0.member.status == .dead && now < $0.since + settings.gossipToTheDeadTime)
-            }
-            .map(\.member)
-            .sorted { $0.id < $1.id }
-        for target in random.randomSample(candidates, count: settings.gossipNodes) {
+        let toTheDead = settings.gossipToTheDeadTime
+        let targets = samplePeers(count: settings.gossipNodes) {
+            Self.isProbeable($0.member.status) || ($0.member.status == .dead && now < $0.since + toTheDead)
+        }
+        for target in targets {
             let updates = queue.take(budget: messageBudget, limit: retransmitLimit)
             guard !updates.isEmpty else { break }
             effects.append(.send(updates.map { .update($0) }, to: target.address))
         }
+    }
+
+    /// Up to `count` distinct peers that pass `isEligible`, a uniform random sample
+    /// in random order. Draws random positions of `peerOrder` and keeps eligible ones
+    /// (expected O(count) when most peers are eligible, as they are in a healthy
+    /// cluster); after a few misses it completes the sample from the full list of
+    /// eligible peers, so the result is uniform either way. This runs every gossip
+    /// round, where sorting and shuffling every peer was an O(n log n) cost per round.
+    mutating func samplePeers(count: Int, where isEligible: (PeerRecord) -> Bool) -> [Member] {
+        var chosen: [Member] = []
+        var tried: Set<Int> = []
+        var misses = 0
+        while chosen.count < count, misses < 2 * count + 4, tried.count < peerOrder.count {
+            let position = random.uniformIndex(below: peerOrder.count)
+            guard tried.insert(position).inserted else { continue }
+            if let record = peers[peerOrder[position]], isEligible(record) {
+                chosen.append(record.member)
+            } else {
+                misses += 1
+            }
+        }
+        guard chosen.count < count, tried.count < peerOrder.count else { return chosen }
+        let rest = peerOrder.indices.compactMap { position -> Member? in
+            guard !tried.contains(position), let record = peers[peerOrder[position]], isEligible(record) else {
+                return nil
+            }
+            return record.member
+        }
+        return chosen + random.randomSample(rest, count: count - chosen.count)
     }
 }

@@ -31,8 +31,9 @@ extension SWIMInstance {
             ackDeadline: now + timeout,
             end: now + interval)
         var messages: [SWIMMessage] = [.ping(sequence: sequence, target: target)]
-        if member.status == .suspect {
-            // memberlist: remind a suspect that it is suspected, so it can refute.
+        if member.status == .suspect, settings.lifeguard {
+            // memberlist: remind a suspect that it is suspected, so it can refute
+            // (Lifeguard §3.3, the buddy system).
             messages.append(.update(fitting(member.update(from: myID))))
         }
         if let effect = datagram(messages, to: member.address) { effects.append(effect) }
@@ -64,10 +65,10 @@ extension SWIMInstance {
         for relay in random.randomSample(candidates, count: settings.indirectChecks) {
             let request = SWIMMessage.pingRequest(
                 sequence: round.sequence, target: round.target, targetAddress: round.address,
-                wantsNack: true)
+                wantsNack: settings.lifeguard)
             if let effect = datagram([request], to: relay.address) {
                 effects.append(effect)
-                round.relays.insert(relay.id)
+                if settings.lifeguard { round.relays.insert(relay.id) }
             }
         }
         effects.append(

@@ -67,7 +67,7 @@ extension SWIMInstance {
         _ incoming: MemberUpdate, now: MonotonicTime, effects: inout [SWIMEffect]
     ) {
         let member = incoming.member
-        peers[member.id] = PeerRecord(member: member, since: now)
+        setPeer(member.id, PeerRecord(member: member, since: now))
         if Self.isProbeable(member.status) { scheduler.insert(member.id, random: &random) }
         if member.status == .suspect {
             startSuspicion(of: member, source: incoming.source, now: now, effects: &effects)
@@ -83,7 +83,7 @@ extension SWIMInstance {
         effects: inout [SWIMEffect]
     ) {
         let since = current.status == next.status ? (peers[next.id]?.since ?? now) : now
-        peers[next.id] = PeerRecord(member: next, since: since)
+        setPeer(next.id, PeerRecord(member: next, since: since))
         if next.status == .suspect {
             if current.status == .suspect, suspicions[next.id] != nil {
                 _ = suspicions[next.id]?.confirm(from: source)
@@ -104,19 +104,21 @@ extension SWIMInstance {
     /// Lifeguard §3.2: a suspicion whose timeout starts at `suspicionMaxTimeoutMult ×`
     /// the floor and shrinks towards the floor with each independent confirmation.
     /// The suspect hears of it directly (Lifeguard's buddy system), so it can refute
-    /// even if gossip would reach it late.
+    /// even if gossip would reach it late. Without Lifeguard the timeout is the floor,
+    /// fixed (SWIM §4.2), and the suspect learns of it by gossip only.
     private mutating func startSuspicion(
         of member: Member, source: NodeID, now: MonotonicTime, effects: inout [SWIMEffect]
     ) {
         let count = memberCount
         let minimum = Suspicion.minimumTimeout(
             suspicionMult: settings.suspicionMult, members: count, probeInterval: settings.probeInterval)
+        let lifeguard = settings.lifeguard
         suspicions[member.id] = Suspicion(
             from: source, start: now,
-            expected: Suspicion.expectedConfirmations(
-                suspicionMult: settings.suspicionMult, members: count),
-            minimum: minimum, maximum: minimum * max(1, settings.suspicionMaxTimeoutMult))
-        if !hasDeparted,
+            expected: lifeguard
+                ? Suspicion.expectedConfirmations(suspicionMult: settings.suspicionMult, members: count) : 0,
+            minimum: minimum, maximum: lifeguard ? minimum * max(1, settings.suspicionMaxTimeoutMult) : minimum)
+        if lifeguard, !hasDeparted,
             let effect = datagram([.update(fitting(member.update(from: source)))], to: member.address)
         {
             effects.append(effect)
@@ -167,12 +169,13 @@ extension SWIMInstance {
 
     /// Forgets members dead or stopped for `deadReapTime`, or left for `leftReapTime`.
     mutating func reap(now: MonotonicTime, effects: inout [SWIMEffect]) {
-        for id in tombstones.keys.sorted() where tombstones[id].map({ now >= $0.until }) ?? false {
-            tombstones[id] = nil
+        if tombstones.values.contains(where: { now >= $0.until }) {
+            tombstones = tombstones.filter { now < $0.value.until }
         }
-        for id in peers.keys.sorted() {
+        // Only members in `reapDue` can be due: no scan of every peer per tick.
+        for id in reapDue.filter({ now >= $0.value }).keys.sorted() {
             guard let record = peers[id], let due = reapTime(of: record), now >= due else { continue }
-            peers[id] = nil
+            setPeer(id, nil)
             suspicions[id] = nil
             stats[id] = nil
             scheduler.remove(id)

@@ -27,7 +27,13 @@ public struct SWIMInstance: Sendable {
     /// This node's own entry (never in `peers`).
     var me: Member
     /// Every other member in the view, with the time its status last changed.
-    var peers: [NodeID: PeerRecord] = [:]
+    /// Written only through `setPeer`, which keeps the two indexes below in step.
+    private(set) var peers: [NodeID: PeerRecord] = [:]
+    /// When each dead, stopped or left peer is due to be forgotten, so neither
+    /// `nextDeadline` nor `reap` scans every peer.
+    private(set) var reapDue: [NodeID: MonotonicTime] = [:]
+    /// The peers' ids, sorted: gossip targets are sampled from it without a sort.
+    private(set) var peerOrder: [NodeID] = []
     var random: SeededRandom
     var health: LocalHealth
     var scheduler = ProbeScheduler()
@@ -58,7 +64,8 @@ public struct SWIMInstance: Sendable {
         me.status = .alive
         self.me = me
         self.random = SeededRandom(seed: seed)
-        self.health = LocalHealth(maximum: settings.maxLocalHealth)
+        // Without Lifeguard the score is pinned at 0: a ceiling of 1 clamps every change.
+        self.health = LocalHealth(maximum: settings.lifeguard ? settings.maxLocalHealth : 1)
         self.lastSequence = random.next() >> 1
         self.lastNow = now
         // Random first rounds so nodes started together do not probe and gossip in
@@ -108,7 +115,7 @@ public struct SWIMInstance: Sendable {
         }
         deadlines += relays.values.map(\.nackDeadline)
         deadlines += suspicions.values.map(\.deadline)
-        deadlines += peers.values.compactMap { reapTime(of: $0) }
+        deadlines += reapDue.values
         return deadlines.min() ?? lastNow + settings.probeInterval
     }
 
@@ -243,6 +250,25 @@ public struct SWIMInstance: Sendable {
             }
         }
         return effects
+    }
+
+    /// Sets (or, with nil, removes) a peer's record, keeping `reapDue` and
+    /// `peerOrder` in step with `peers`.
+    mutating func setPeer(_ id: NodeID, _ record: PeerRecord?) {
+        let known = peers[id] != nil
+        peers[id] = record
+        reapDue[id] = record.flatMap { reapTime(of: $0) }
+        var low = 0
+        var high = peerOrder.count
+        while low < high {
+            let middle = (low + high) / 2
+            if peerOrder[middle] < id { low = middle + 1 } else { high = middle }
+        }
+        if record == nil, known {
+            peerOrder.remove(at: low)
+        } else if record != nil, !known {
+            peerOrder.insert(id, at: low)
+        }
     }
 
     /// Change this node's tags (bumps incarnation and gossips alive).

@@ -29,6 +29,13 @@ public struct SWIMSettings: Hashable, Sendable {
     /// Largest plaintext a datagram may carry, leaving room for the seal's header and
     /// tag under a 1400-byte datagram (memberlist UDPBufferSize: 1400).
     public var maxPayloadBytes: Int = 1300
+    /// The Lifeguard refinements (Lifeguard §3–§4), on by default as in memberlist since
+    /// 0.2. Off gives plain SWIM for comparison (`chorus sim --lifeguard off`): local
+    /// health stays 0 (no timeout stretching), ping requests ask for no nacks, the
+    /// suspicion timeout is fixed at its floor `suspicionMult × max(1, log10 n) ×
+    /// probeInterval` (memberlist's fixed timeout before Lifeguard, SWIM §4.2), and
+    /// the suspect is not told directly (no buddy system).
+    public var lifeguard: Bool = true
 
     public init() {}
 }
