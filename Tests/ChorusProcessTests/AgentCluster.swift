@@ -272,8 +272,8 @@ final class AgentCluster {
         let end = ContinuousClock.now + deadline
         while process.isRunning {
             if ContinuousClock.now >= end {
+                // Never waitUntilExit(): it has no deadline of its own.
                 kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
                 throw HarnessError("`chorus \(arguments.joined(separator: " "))` did not finish within \(deadline)")
             }
             try await Task.sleep(for: .milliseconds(10))

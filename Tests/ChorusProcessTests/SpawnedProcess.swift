@@ -14,6 +14,7 @@ import Foundation
 /// signal mask of the spawning thread, and Swift concurrency's worker threads block
 /// SIGTERM: an agent started that way would hold an early SIGTERM pending and lose it
 /// when it installs its handler — a harness artefact, not something systemd does.
+/// Like a service manager, it passes the child no descriptors beyond stdio.
 final class SpawnedProcess {
     let pid: pid_t
     private var termination: Termination?
@@ -26,6 +27,10 @@ final class SpawnedProcess {
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_APPEND | O_CREAT, 0o644)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            // Nothing else: an inherited descriptor (another child's log, or the
+            // socket Foundation's Process watches for EOF to learn that a command
+            // exited) would outlive its owner for as long as the agent runs.
+            Self.closeDescriptorsFromThree(&actions)
 
             var attributes = posix_spawnattr_t()
             posix_spawnattr_init(&attributes)
@@ -69,6 +74,22 @@ final class SpawnedProcess {
             pid = process.processIdentifier
         #endif
     }
+
+    #if os(Linux)
+        /// `posix_spawn_file_actions_addclosefrom_np(actions, 3)` (glibc 2.34+, not in
+        /// the Glibc module map), else one close action per descriptor open now.
+        private static func closeDescriptorsFromThree(_ actions: inout posix_spawn_file_actions_t) {
+            typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+            if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") {
+                let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
+                if closeFrom(&actions, 3) == 0 { return }
+            }
+            let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+            for descriptor in open.compactMap({ Int32($0) }) where descriptor >= 3 {
+                posix_spawn_file_actions_addclose(&actions, descriptor)
+            }
+        }
+    #endif
 
     /// Whether the child still runs; reaps it (without blocking) once it has exited.
     var isRunning: Bool {
