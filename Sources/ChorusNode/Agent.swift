@@ -9,6 +9,15 @@ import NIOPosix
 /// a blocking run loop. Returns the process exit status.
 public enum Agent {
     public static func run(config: AgentConfig) -> Int32 {
+        // A parent may have spawned us with SIGTERM/SIGINT blocked (some
+        // supervisors and test harnesses do); a graceful stop needs them. Done
+        // before any thread starts, as threads inherit the mask.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGTERM)
+        sigaddset(&unblock, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+
         var logger = Logger(label: "chorus") { label in
             StreamLogHandler.standardError(label: label)
         }

@@ -146,7 +146,7 @@ struct StatusCommand: ParsableCommand {
             ["Local health", "\(status.localHealth) (0 is healthy)"],
             ["Datagrams", "in=\(status.datagrams.in) out=\(status.datagrams.out) bytes_in=\(status.datagrams.bytesIn) bytes_out=\(status.datagrams.bytesOut)"],
             ["Dropped", dropped.isEmpty ? "none" : dropped.joined(separator: " ")],
-            ["TCP", "in=\(status.tcp.connectionsIn) out=\(status.tcp.requestsOut) failures=\(status.tcp.requestFailures)"],
+            ["TCP", "requests in=\(status.tcp.requestsIn) out=\(status.tcp.requestsOut) failures=\(status.tcp.requestFailures)"],
             ["TCP refused", tcpDropped.isEmpty ? "none" : tcpDropped.joined(separator: " ")],
             ["Keyring", "version \(status.keyringVersion)"],
         ])

@@ -1,19 +1,5 @@
-/// One frame on the agent-to-agent TCP channel: who sent it, when (checked
-/// against the receiver's clock like datagrams, DESIGN §7), and the message.
-public struct ClusterFrame: Hashable, Sendable {
-    public var sender: NodeID
-    public var sentAt: UInt64
-    public var message: ClusterMessage
-
-    public init(sender: NodeID, sentAt: UInt64, message: ClusterMessage) {
-        self.sender = sender
-        self.sentAt = sentAt
-        self.message = message
-    }
-}
-
-/// Binary encoding of `ClusterFrame`s, with the same primitives and the same
-/// hostile-input rules as `SWIMCodec`: `sender(16) sentAt(8) type(u8) body`.
+/// Binary encoding of `ClusterMessage`s (carried in `SessionFrame`s), with the
+/// same primitives and the same hostile-input rules as `SWIMCodec`: `type(u8) body`.
 public enum ClusterCodec {
     /// Frame type numbers. Append only: the numbers are the protocol.
     public enum FrameType: UInt8, Sendable, CaseIterable {
@@ -29,77 +15,88 @@ public enum ClusterCodec {
     /// Most keys a keyring snapshot may carry.
     public static let maxKeys = 64
 
-    public static func encode(_ frame: ClusterFrame) -> [UInt8] {
+    /// A message alone, as carried inside an established session.
+    public static func encode(_ message: ClusterMessage) -> [UInt8] {
         var writer = SWIMCodec.Writer()
-        writer.nodeID(frame.sender)
-        writer.u64(frame.sentAt)
-        switch frame.message {
-        case .pushPull(let joining, let state, let keyring):
-            writer.u8(FrameType.pushPull.rawValue)
-            writer.u8(joining ? 1 : 0)
-            writer.members(state)
-            writer.keyring(keyring)
-        case .pushPullReply(let state, let keyring):
-            writer.u8(FrameType.pushPullReply.rawValue)
-            writer.members(state)
-            writer.keyring(keyring)
-        case .refused(let reason):
-            writer.u8(FrameType.refused.rawValue)
-            writer.string(reason)
-        case .ping(let target):
-            writer.u8(FrameType.ping.rawValue)
-            writer.nodeID(target)
-        case .pong:
-            writer.u8(FrameType.pong.rawValue)
-        case .keyOperation(let operation):
-            writer.u8(FrameType.keyOperation.rawValue)
-            writer.u8(operation.kind.rawValue)
-            writer.string(operation.key)
-            writer.u64(operation.version)
-        case .keyOperationReply(let reply):
-            writer.u8(FrameType.keyOperationReply.rawValue)
-            writer.u8(reply.error == nil ? 0 : 1)
-            if let error = reply.error { writer.string(error) }
-            writer.keyring(reply.keyring)
-        }
+        writer.clusterMessage(message)
         return writer.bytes
     }
 
-    /// Throws `WireError` on any malformed input; never traps.
-    public static func decode(_ bytes: [UInt8]) throws(WireError) -> ClusterFrame {
+    public static func decodeMessage(_ bytes: [UInt8]) throws(WireError) -> ClusterMessage {
         var reader = SWIMCodec.Reader(bytes)
-        let sender = try reader.nodeID()
-        let sentAt = try reader.u64()
-        let rawType = try reader.u8()
+        let message = try reader.clusterMessage()
+        try reader.expectEnd()
+        return message
+    }
+}
+
+extension SWIMCodec.Writer {
+    mutating func clusterMessage(_ message: ClusterMessage) {
+        typealias FrameType = ClusterCodec.FrameType
+        switch message {
+        case .pushPull(let joining, let state, let snapshot):
+            u8(FrameType.pushPull.rawValue)
+            u8(joining ? 1 : 0)
+            members(state)
+            self.keyring(snapshot)
+        case .pushPullReply(let state, let snapshot):
+            u8(FrameType.pushPullReply.rawValue)
+            members(state)
+            self.keyring(snapshot)
+        case .refused(let reason):
+            u8(FrameType.refused.rawValue)
+            string(reason)
+        case .ping(let target):
+            u8(FrameType.ping.rawValue)
+            nodeID(target)
+        case .pong:
+            u8(FrameType.pong.rawValue)
+        case .keyOperation(let operation):
+            u8(FrameType.keyOperation.rawValue)
+            u8(operation.kind.rawValue)
+            string(operation.key)
+            u64(operation.version)
+        case .keyOperationReply(let reply):
+            u8(FrameType.keyOperationReply.rawValue)
+            u8(reply.error == nil ? 0 : 1)
+            if let error = reply.error { string(error) }
+            self.keyring(reply.keyring)
+        }
+    }
+}
+
+extension SWIMCodec.Reader {
+    mutating func clusterMessage() throws(WireError) -> ClusterMessage {
+        typealias FrameType = ClusterCodec.FrameType
+        let rawType = try u8()
         guard let type = FrameType(rawValue: rawType) else { throw .unknownType(rawType) }
         let message: ClusterMessage
         switch type {
         case .pushPull:
-            let joining = try reader.bool()
-            let state = try reader.members()
-            message = .pushPull(joining: joining, state: state, keyring: try reader.keyring())
+            let joining = try bool()
+            let state = try members()
+            message = .pushPull(joining: joining, state: state, keyring: try keyring())
         case .pushPullReply:
-            let state = try reader.members()
-            message = .pushPullReply(state: state, keyring: try reader.keyring())
+            let state = try members()
+            message = .pushPullReply(state: state, keyring: try keyring())
         case .refused:
-            message = .refused(reason: try reader.string())
+            message = .refused(reason: try string())
         case .ping:
-            message = .ping(target: try reader.nodeID())
+            message = .ping(target: try nodeID())
         case .pong:
             message = .pong
         case .keyOperation:
-            let rawKind = try reader.u8()
+            let rawKind = try u8()
             guard let kind = KeyOperation.Kind(rawValue: rawKind) else {
                 throw .invalidValue("key operation \(rawKind)")
             }
-            let key = try reader.string()
-            message = .keyOperation(KeyOperation(kind: kind, key: key, version: try reader.u64()))
+            let key = try string()
+            message = .keyOperation(KeyOperation(kind: kind, key: key, version: try u64()))
         case .keyOperationReply:
-            let error: String? = try reader.bool() ? try reader.string() : nil
-            message = .keyOperationReply(KeyOperationReply(error: error, keyring: try reader.keyring()))
+            let error: String? = try bool() ? try string() : nil
+            message = .keyOperationReply(KeyOperationReply(error: error, keyring: try keyring()))
         }
-        try reader.expectEnd()
-        return ClusterFrame(sender: sender, sentAt: sentAt, message: message)
+        return message
     }
 }
 

@@ -37,13 +37,13 @@ public struct StatusView: Codable, Sendable, Equatable {
     }
 
     public struct TCP: Codable, Sendable, Equatable {
-        public var connectionsIn: UInt64
+        public var requestsIn: UInt64
         public var requestsOut: UInt64
         public var requestFailures: UInt64
         public var dropped: [String: UInt64]
 
         enum CodingKeys: String, CodingKey {
-            case connectionsIn = "connections_in"
+            case requestsIn = "requests_in"
             case requestsOut = "requests_out"
             case requestFailures = "request_failures"
             case dropped

@@ -8,10 +8,11 @@ struct DatagramCounters: Sendable {
     /// Datagrams dropped, by reason: `too_short`, `bad_magic`, `bad_version`,
     /// `unknown_key`, `auth_failed`, `oversize`, `malformed`, `replay`, `stale`.
     var dropped: [String: UInt64] = [:]
-    var tcpConnectionsIn: UInt64 = 0
+    var tcpRequestsIn: UInt64 = 0
     var tcpRequestsOut: UInt64 = 0
     var tcpRequestFailures: UInt64 = 0
-    /// TCP frames refused, by reason (same labels as datagrams).
+    /// TCP sessions refused at handshake or cut for a bad frame, by reason
+    /// (same labels as datagrams, plus `stale` hellos).
     var tcpDropped: [String: UInt64] = [:]
 
     mutating func drop(_ reason: String) {

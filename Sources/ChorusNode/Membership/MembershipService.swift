@@ -18,7 +18,9 @@ public final class MembershipService: @unchecked Sendable {
     let group: EventLoopGroup
     let logger: Logger
     let sealer: FrameSealer
-    let tcp: ClusterTCP
+    public let localID: NodeID
+    /// Agent-to-agent sessions (push-pull, fallback probes, key rotation).
+    private(set) var sessions: SessionPool!
     let keyringPath: String
 
     private var swim: SWIMInstance
@@ -29,7 +31,7 @@ public final class MembershipService: @unchecked Sendable {
     private let bootID: UInt64
     private var datagramSequence: UInt64 = 0
     private var transport: GossipTransport?
-    private var tcpServer: Channel?
+    private var sessionListener: Channel?
     private var tick: Scheduled<Void>?
     private var tickDeadline: NIODeadline?
     private var addressCache: [Endpoint: SocketAddress] = [:]
@@ -41,8 +43,6 @@ public final class MembershipService: @unchecked Sendable {
     /// Called once the agent has departed (left, or a fatal join refusal); the
     /// process exits with the given status.
     private let onExit: @Sendable (Int32) -> Void
-
-    public var localID: NodeID { tcp.localID }
 
     /// Takes the data dir lock, loads (or mints) the node's identity and keyring,
     /// and bumps the persisted incarnation. Nothing is bound yet.
@@ -76,13 +76,26 @@ public final class MembershipService: @unchecked Sendable {
         self.keyringPath = config.dataDir + "/keyring.json"
         let keyring = try Self.loadKeyring(path: keyringPath, seed: config.encryptKey)
         self.sealer = FrameSealer(clusterName: config.clusterName, keyring: keyring)
-        self.tcp = ClusterTCP(group: group, sealer: sealer, localID: id, logger: logger)
+        self.localID = id
 
         let myself = Member(
             id: id, name: config.name, address: config.advertise, incarnation: state.incarnation, status: .alive,
             tags: config.tags.merging(["http": config.httpAddr.description]) { mine, _ in mine })
         self.swim = SWIMInstance(
             myself: myself, settings: config.swim, seed: system.next(), now: Self.monotonicNow())
+        let loop = self.loop
+        self.sessions = SessionPool(
+            group: group, sealer: sealer, localID: id, maxClockDistance: replayWindow.maxClockDistance,
+            handleRequest: { [unowned self] message, peer, remote in
+                loop.flatSubmit { self.handleClusterRequest(message, from: peer, remote: remote) }
+            },
+            refused: { [unowned self] reason, remote in
+                loop.execute {
+                    self.counters.dropTCP(reason)
+                    self.logger.warning(
+                        "refused TCP session", metadata: ["from": "\(remote.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
+                }
+            })
     }
 
     private static func loadKeyring(path: String, seed: String?) throws(ConfigError) -> Keyring {
@@ -119,21 +132,9 @@ public final class MembershipService: @unchecked Sendable {
             let udp = GossipTransport.bind(on: config.bind, group: loop) { [self] buffer, address in
                 loop.execute { self.receiveDatagram(buffer, from: address) }
             }
-            let tcpServer = tcp.serve(
-                on: config.bind,
-                handle: { [self] frame, remote in
-                    loop.flatSubmit { self.handleClusterRequest(frame, remote: remote) }
-                },
-                refused: { [self] reason, remote in
-                    loop.execute {
-                        self.counters.dropTCP(reason)
-                        self.logger.warning(
-                            "refused TCP frame", metadata: ["from": "\(remote.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
-                    }
-                })
-            return udp.and(tcpServer).map { [self] udp, server in
+            return udp.and(sessions.listen(on: config.bind)).map { [self] udp, listener in
                 transport = udp
-                self.tcpServer = server
+                sessionListener = listener
                 logger.info(
                     "agent started",
                     metadata: [
@@ -179,7 +180,8 @@ public final class MembershipService: @unchecked Sendable {
         tick?.cancel()
         for task in periodicTasks { task.cancel() }
         periodicTasks = []
-        let closes = [transport?.close(), tcpServer?.close()].compactMap { $0 }
+        sessions.closeAll()
+        let closes = [transport?.close(), sessionListener?.close()].compactMap { $0 }
         return EventLoopFuture.andAllComplete(closes, on: loop)
     }
 
@@ -309,7 +311,7 @@ public final class MembershipService: @unchecked Sendable {
     }
 
     private func probeOverTCP(sequence: UInt64, target: NodeID, address: Endpoint) {
-        tcp.request(.ping(target: target), to: address, timeout: config.swim.probeTimeout.timeAmount)
+        sessions.request(.ping(target: target), to: address, timeout: config.swim.probeTimeout.timeAmount)
             .hop(to: loop)
             .whenComplete { [self] result in
                 var reachable = false
@@ -323,19 +325,13 @@ public final class MembershipService: @unchecked Sendable {
 
     // MARK: - TCP requests
 
-    private func handleClusterRequest(_ frame: ClusterFrame, remote: SocketAddress?) -> EventLoopFuture<
-        ClusterMessage?
-    > {
-        counters.tcpConnectionsIn += 1
-        let wallNow = WallClock.nanoseconds()
-        let distance = frame.sentAt > wallNow ? frame.sentAt - wallNow : wallNow - frame.sentAt
-        guard distance <= UInt64(replayWindow.maxClockDistance.nanosecondsClamped) else {
-            counters.dropTCP("stale")
-            return loop.makeSucceededFuture(nil)
-        }
-        switch frame.message {
+    private func handleClusterRequest(_ message: ClusterMessage, from peer: NodeID, remote: SocketAddress?)
+        -> EventLoopFuture<ClusterMessage>
+    {
+        counters.tcpRequestsIn += 1
+        switch message {
         case .pushPull(let joining, let state, let keyring):
-            if joining, let joiner = state.first(where: { $0.id == frame.sender }) {
+            if joining, let joiner = state.first(where: { $0.id == peer }) {
                 if case .refuse(let reason) = swim.admit(joiner) {
                     logger.warning(
                         "refused join", metadata: ["name": "\(joiner.name)", "address": "\(joiner.address)", "reason": "\(reason)"])
@@ -347,12 +343,12 @@ public final class MembershipService: @unchecked Sendable {
             execute(swim.mergeFullState(state, now: Self.monotonicNow()))
             return loop.makeSucceededFuture(reply)
         case .ping(let target):
-            return loop.makeSucceededFuture(target == localID ? .pong : nil)
+            return loop.makeSucceededFuture(target == localID ? .pong : .refused(reason: "not the probed node"))
         case .keyOperation(let operation):
             return loop.makeSucceededFuture(.keyOperationReply(applyKeyOperation(operation)))
         case .pushPullReply, .refused, .pong, .keyOperationReply:
             counters.dropTCP("unexpected")
-            return loop.makeSucceededFuture(nil)
+            return loop.makeSucceededFuture(.refused(reason: "not a request"))
         }
     }
 
@@ -363,7 +359,7 @@ public final class MembershipService: @unchecked Sendable {
         counters.tcpRequestsOut += 1
         let request = ClusterMessage.pushPull(
             joining: joining, state: swim.fullState(), keyring: snapshot(of: sealer.keyring))
-        return tcp.request(request, to: address, timeout: .seconds(10)).hop(to: loop).flatMapThrowing {
+        return sessions.request(request, to: address, timeout: .seconds(10)).hop(to: loop).flatMapThrowing {
             [self] reply in
             switch reply {
             case .pushPullReply(let state, let keyring):
@@ -372,7 +368,7 @@ public final class MembershipService: @unchecked Sendable {
             case .refused(let reason):
                 throw JoinRefused(reason: reason)
             default:
-                throw ClusterTCPError.unreadableReply("unexpected reply to push-pull")
+                throw SessionError.handshakeFailed("unexpected reply to push-pull")
             }
         }.flatMapErrorThrowing { [self] error in
             counters.tcpRequestFailures += 1
@@ -479,7 +475,12 @@ public final class MembershipService: @unchecked Sendable {
             switch operation.kind {
             case .install: try keyring.install(key)
             case .use: try keyring.use(key)
-            case .remove: try keyring.remove(key)
+            case .remove:
+                try keyring.remove(key)
+                // Sessions the removed key authenticated end, once in-flight
+                // replies (this operation's own among them) have gone out.
+                let sessions = self.sessions!
+                loop.scheduleTask(in: .seconds(2)) { sessions.closeSessions(keyID: key.keyID) }
             case .list: break
             }
             // Every member takes the coordinator's version, so they agree on which
@@ -509,7 +510,7 @@ public final class MembershipService: @unchecked Sendable {
                     let reply = applyKeyOperation(operation)
                     return loop.makeSucceededFuture(KeyOperationResult(node: member.name, reply: reply))
                 }
-                return tcp.request(.keyOperation(operation), to: member.address, timeout: .seconds(5))
+                return sessions.request(.keyOperation(operation), to: member.address, timeout: .seconds(5))
                     .hop(to: loop)
                     .map { message in
                         if case .keyOperationReply(let reply) = message {
@@ -554,7 +555,7 @@ public final class MembershipService: @unchecked Sendable {
                     in: counters.datagramsIn, out: counters.datagramsOut, bytesIn: counters.bytesIn,
                     bytesOut: counters.bytesOut, dropped: counters.dropped),
                 tcp: .init(
-                    connectionsIn: counters.tcpConnectionsIn, requestsOut: counters.tcpRequestsOut,
+                    requestsIn: counters.tcpRequestsIn, requestsOut: counters.tcpRequestsOut,
                     requestFailures: counters.tcpRequestFailures, dropped: counters.tcpDropped),
                 keyringVersion: sealer.keyring.version)
         }

@@ -1,0 +1,54 @@
+import Testing
+
+@testable import ChorusCore
+
+@Suite struct SessionFramesTests {
+    let node = NodeID(high: 7, low: 9)
+
+    @Test func helloRoundTrips() throws {
+        let hello = SessionHello(role: .initiator, node: node, publicKey: Array(repeating: 5, count: 32), sentAt: 42)
+        #expect(try SessionHello(decoding: hello.encoded()) == hello)
+    }
+
+    @Test func framesRoundTripEveryMessageKind() throws {
+        let keyring = KeyringSnapshot(version: 3, primary: "a", keys: ["a", "b"])
+        let update = MemberUpdate(
+            id: node, name: "n1", address: Endpoint(host: "127.0.0.1", port: 7400), incarnation: 2, status: .alive,
+            tags: ["http": "127.0.0.1:7480"], source: node)
+        let messages: [ClusterMessage] = [
+            .pushPull(joining: true, state: [update], keyring: keyring),
+            .pushPullReply(state: [update, update], keyring: keyring),
+            .refused(reason: "name taken"),
+            .ping(target: node),
+            .pong,
+            .keyOperation(KeyOperation(kind: .use, key: "k", version: 9)),
+            .keyOperationReply(KeyOperationReply(error: "nope", keyring: keyring)),
+            .keyOperationReply(KeyOperationReply(error: nil, keyring: keyring)),
+        ]
+        for (index, message) in messages.enumerated() {
+            let frame = SessionFrame(kind: .request, id: UInt64(index), message: message)
+            #expect(try SessionFrame(decoding: frame.encoded()) == frame)
+        }
+    }
+
+    @Test func truncatedOrGarbageInputIsRefusedWithoutTrapping() {
+        let frame = SessionFrame(
+            kind: .response, id: 1,
+            message: .pushPullReply(state: [], keyring: KeyringSnapshot(version: 1, primary: "p", keys: ["p"])))
+        let bytes = frame.encoded()
+        for length in 0..<bytes.count {
+            #expect(throws: WireError.self) { try SessionFrame(decoding: Array(bytes.prefix(length))) }
+        }
+        let hello = SessionHello(role: .responder, node: node, publicKey: Array(repeating: 1, count: 32), sentAt: 1)
+            .encoded()
+        for length in 0..<hello.count {
+            #expect(throws: WireError.self) { try SessionHello(decoding: Array(hello.prefix(length))) }
+        }
+        var random = SeededRandom(seed: 11)
+        for _ in 0..<2000 {
+            let garbage = (0..<Int(random.next() % 200)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            _ = try? SessionFrame(decoding: garbage)
+            _ = try? SessionHello(decoding: garbage)
+        }
+    }
+}
