@@ -1,5 +1,4 @@
 import ChorusCore
-import Dispatch
 import Foundation
 import Logging
 import NIOCore
@@ -9,14 +8,15 @@ import NIOPosix
 /// a blocking run loop. Returns the process exit status.
 public enum Agent {
     public static func run(config: AgentConfig) -> Int32 {
-        // A parent may have spawned us with SIGTERM/SIGINT blocked (some
-        // supervisors and test harnesses do); a graceful stop needs them. Done
-        // before any thread starts, as threads inherit the mask.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGTERM)
-        sigaddset(&unblock, SIGINT)
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        // SIGTERM and SIGINT are blocked in every thread (threads inherit the mask,
+        // so before any starts) and taken by one thread with sigwait: a signal
+        // that arrives at any moment, even during start-up, is delivered then,
+        // never lost or ignored.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
         var logger = Logger(label: "chorus") { label in
             StreamLogHandler.standardError(label: label)
@@ -51,21 +51,18 @@ public enum Agent {
         logger.info("HTTP API listening", metadata: ["address": "\(config.httpAddr)"])
 
         // SIGTERM / SIGINT: graceful stop (announce `stopped`, then exit 0).
-        let signalQueue = DispatchQueue(label: "chorus.signals")
-        var sources: [DispatchSourceSignal] = []
-        for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
-            source.setEventHandler {
-                logger.notice("received signal, stopping", metadata: ["signal": "\(signalNumber)"])
-                service.depart(.stopped).whenComplete { _ in exit(0) }
-            }
-            source.resume()
-            sources.append(source)
+        let signals = stopSignals
+        let signalLogger = logger
+        let signalThread = Thread {
+            var set = signals
+            var received: Int32 = 0
+            while sigwait(&set, &received) != 0 {}
+            signalLogger.notice("received signal, stopping", metadata: ["signal": "\(received)"])
+            service.depart(.stopped).whenComplete { _ in exit(0) }
         }
+        signalThread.start()
 
         let code = (try? exitPromise.futureResult.wait()) ?? 1
-        for source in sources { source.cancel() }
         try? http.close().wait()
         logger.info("agent exited", metadata: ["status": "\(code)"])
         return code
