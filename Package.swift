@@ -20,9 +20,17 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        // SQLite, from Debian's libsqlite3-dev (DESIGN §8).
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         // Pure protocol cores: no I/O, no clocks, no randomness of their own.
         .target(name: "ChorusCore"),
         .target(name: "ChorusCrypto", dependencies: ["CSodium"]),
+        // Durable object store: SQLite in WAL mode, group commit (DESIGN §8).
+        .target(name: "ChorusStorage", dependencies: ["CSQLite"]),
         // Deterministic many-node simulator over the pure cores (DESIGN §1).
         .target(name: "ChorusSim", dependencies: ["ChorusCore"]),
         // The I/O shell: SwiftNIO channels, timers, persistence, HTTP API.
@@ -53,6 +61,7 @@ let package = Package(
         .testTarget(name: "ChorusSimTests", dependencies: ["ChorusSim"]),
         .testTarget(name: "ChorusCryptoTests", dependencies: ["ChorusCrypto"]),
         .testTarget(name: "ChorusNodeTests", dependencies: ["ChorusNode"]),
+        .testTarget(name: "ChorusStorageTests", dependencies: ["ChorusStorage", "CSQLite"]),
         // Real agent processes on loopback; needs the built `chorus` binary.
         .testTarget(name: "ChorusProcessTests"),
     ],

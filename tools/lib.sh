@@ -24,18 +24,21 @@ as_root() {
 }
 
 # Make sure the system packages the build needs are present. A fresh Debian with
-# only the Swift toolchain lacks libsodium-dev (the CSodium system library).
+# only the Swift toolchain lacks libsodium-dev (the CSodium system library) and
+# libsqlite3-dev (CSQLite).
 ensure_deps() {
-    if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libsodium; then
-        return 0
-    fi
+    local -a missing=()
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    pkg-config --exists libsodium 2>/dev/null || missing+=(libsodium-dev)
+    pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
+    ((${#missing[@]} == 0)) && return 0
     command -v apt-get >/dev/null 2>&1 \
-        || die "libsodium is missing and apt-get is not available; install libsodium and pkg-config by hand"
-    log "==> installing libsodium-dev and pkg-config (apt-get)"
+        || die "${missing[*]} missing and apt-get is not available; install libsodium, sqlite3 (dev) and pkg-config by hand"
+    log "==> installing ${missing[*]} (apt-get)"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        libsodium-dev pkg-config
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
     pkg-config --exists libsodium || die "libsodium still not found by pkg-config after installing it"
+    pkg-config --exists sqlite3 || die "sqlite3 still not found by pkg-config after installing libsqlite3-dev"
 }
 
 # Build configuration: debug unless CHORUS_BUILD_CONFIG=release.

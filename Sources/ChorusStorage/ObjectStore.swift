@@ -1,0 +1,260 @@
+// The storage engine interface (DESIGN §8). `SQLiteObjectStore` is the only engine today;
+// the protocol keeps the node independent of it so another engine can be added later.
+
+/// A durable map `(bucket, key) -> value`, where every object also records the partition its key
+/// hashes to (for anti-entropy scans), plus a small `meta` map for node state.
+///
+/// Writes go through `update`: the transform runs inside the store's write transaction with the
+/// currently stored value, so read-merge-write of one key is atomic. A completion fires only once
+/// the write is durable per the store's `SyncPolicy`; a write that could not be committed is never
+/// acknowledged: its completion gets the error.
+public protocol ObjectStore: Sendable {
+    /// The stored value, or nil when the key is absent.
+    func get(bucket: String, key: String) throws(StoreError) -> [UInt8]?
+
+    /// Up to `limit` objects of `partition`, ordered by `(bucket, key)`, strictly after `after`
+    /// (nil: from the start). Pass the last object's `objectKey` to get the next page; an empty
+    /// page means the partition is exhausted.
+    func scan(partition: Int, after: ObjectKey?, limit: Int) throws(StoreError) -> [StoredObject]
+
+    /// Number of stored objects.
+    func count() throws(StoreError) -> Int
+
+    /// Atomically read-modify-write one key. `transform` runs on the store's writer thread, inside
+    /// the transaction, with the stored value (nil when absent); it returns the value to store, or
+    /// nil for "no change" (it cannot delete: use `delete`). It must be quick and must not call back
+    /// into the store synchronously.
+    ///
+    /// `completion` gets the value stored after the operation (the unchanged stored value when the
+    /// transform returned nil) once the commit is durable, or the error that prevented the commit.
+    /// It runs on the writer thread, or on the caller's thread when the write is refused at once
+    /// (store closed, queue full).
+    func update(
+        bucket: String, key: String, partition: Int,
+        _ transform: @escaping @Sendable ([UInt8]?) -> [UInt8]?,
+        completion: @escaping @Sendable (Result<[UInt8]?, StoreError>) -> Void)
+
+    /// Physically remove a key (tombstone reaping). `completion` gets whether the key existed, once
+    /// the removal is durable.
+    func delete(bucket: String, key: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
+
+    /// A node-state value (see `MetaName`), or nil when never set.
+    func meta(_ name: String) throws(StoreError) -> [UInt8]?
+
+    /// Store a node-state value; returns once it is durable (fsynced whatever the sync policy).
+    /// Must not be called from an `update` transform or completion.
+    func setMeta(_ name: String, _ value: [UInt8]) throws(StoreError)
+
+    /// Flush queued writes and close. Idempotent; later calls fail with `StoreError.closed`.
+    func close()
+}
+
+/// Identifies one object; also the cursor of `scan(partition:after:limit:)`.
+public struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
+    public var bucket: String
+    public var key: String
+
+    public init(bucket: String, key: String) {
+        self.bucket = bucket
+        self.key = key
+    }
+
+    public var description: String { "\(bucket)/\(key)" }
+}
+
+/// One object returned by a scan.
+public struct StoredObject: Hashable, Sendable {
+    public var bucket: String
+    public var key: String
+    public var value: [UInt8]
+
+    public init(bucket: String, key: String, value: [UInt8]) {
+        self.bucket = bucket
+        self.key = key
+        self.value = value
+    }
+
+    public var objectKey: ObjectKey { ObjectKey(bucket: bucket, key: key) }
+}
+
+/// Well-known names in the `meta` table.
+public enum MetaName {
+    public static let nodeID = "node.id"
+    public static let incarnation = "node.incarnation"
+    public static let partitionCount = "cluster.partitions"
+    public static let clusterName = "cluster.name"
+}
+
+/// When a commit group reaches the disk.
+///
+/// - `batch`: every commit group is fsynced (SQLite `synchronous=FULL`) before any of its
+///   completions fire. An acknowledged write survives `kill -9` of the process, a kernel crash
+///   and power loss. Costs one fsync per group; concurrent writers share it.
+/// - `periodic(interval)`: commits are written to the WAL in the OS page cache
+///   (`synchronous=NORMAL`) and the store checkpoints/fsyncs every `interval`. An acknowledged
+///   write still survives `kill -9` of the process (the kernel holds it), but writes of the last
+///   `interval` can be lost on power loss or a kernel crash. The database stays consistent either
+///   way. `setMeta` is always fsynced.
+public enum SyncPolicy: Sendable, Equatable, CustomStringConvertible {
+    case batch
+    case periodic(Duration)
+
+    public var description: String {
+        switch self {
+        case .batch: "batch"
+        case .periodic(let interval): "periodic(\(interval))"
+        }
+    }
+}
+
+/// Bounds on the write path.
+public struct StoreLimits: Sendable, Equatable {
+    /// Operations per commit group.
+    public var maxGroupOperations: Int
+    /// Bytes of values written per commit group (a group closes after crossing it).
+    public var maxGroupBytes: Int
+    /// Writes waiting for the writer; beyond it `update` fails with `StoreError.overloaded`.
+    public var maxQueuedOperations: Int
+    /// How long a connection waits for a lock held by another process before failing.
+    public var busyTimeoutMilliseconds: Int32
+    /// Idle read-only connections kept open for `get`/`scan`.
+    public var maxIdleReaders: Int
+    /// Cap on the database size in pages (SQLite `max_page_count`); nil: no cap. Past it writes
+    /// fail with `StoreError.diskFull`, as on a full disk.
+    public var maxDatabasePages: Int?
+
+    public init(
+        maxGroupOperations: Int = 1000, maxGroupBytes: Int = 4 << 20, maxQueuedOperations: Int = 16384,
+        busyTimeoutMilliseconds: Int32 = 5000, maxIdleReaders: Int = 4, maxDatabasePages: Int? = nil
+    ) {
+        self.maxGroupOperations = max(1, maxGroupOperations)
+        self.maxGroupBytes = max(1, maxGroupBytes)
+        self.maxQueuedOperations = max(1, maxQueuedOperations)
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        self.maxIdleReaders = max(0, maxIdleReaders)
+        self.maxDatabasePages = maxDatabasePages
+    }
+}
+
+/// Counters of the write path (for metrics and tests).
+public struct StoreStatistics: Sendable, Equatable {
+    /// Commit groups that committed.
+    public var commits: Int = 0
+    /// Commit groups that failed (every completion in them got the error).
+    public var failedCommits: Int = 0
+    /// Operations acknowledged as durable.
+    public var operations: Int = 0
+    /// The largest committed group, in operations.
+    public var largestGroup: Int = 0
+    /// Periodic checkpoints run (`SyncPolicy.periodic`).
+    public var checkpoints: Int = 0
+    /// Operations waiting for the writer right now.
+    public var queued: Int = 0
+
+    public init() {}
+}
+
+/// Why the store refused to open, or a read or write failed. Worded for the operator.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file could not be opened or created.
+    case cannotOpen(path: String, detail: String)
+    /// The file is not a SQLite database at all.
+    case notADatabase(path: String)
+    /// A SQLite database that Chorus did not create.
+    case foreignDatabase(path: String, applicationID: Int32)
+    /// SQLite found corruption (at open, by `quick_check`, or later).
+    case corrupt(path: String, detail: String)
+    /// Written by a newer Chorus with a schema this build does not know.
+    case schemaTooNew(path: String, found: Int32, supported: Int32)
+    /// The disk (or `maxDatabasePages`) is full; the failed commit was not acknowledged.
+    case diskFull(path: String, detail: String)
+    /// The OS reported an I/O error; the failed commit was not acknowledged.
+    case io(path: String, detail: String)
+    /// Any other SQLite failure.
+    case sqlite(path: String, code: Int32, detail: String)
+    /// Too many writes are waiting; nothing was queued.
+    case overloaded(path: String, queued: Int)
+    /// The store was closed.
+    case closed(path: String)
+
+    public var description: String {
+        let remedy = "restore from a replica or remove the data dir"
+        switch self {
+        case .cannotOpen(let path, let detail):
+            return "stopping: cannot open the database \(path) (\(detail)); check that the data dir is writable"
+        case .notADatabase(let path):
+            return "stopping: \(path) is not a SQLite database (damaged or overwritten); \(remedy)"
+        case .foreignDatabase(let path, let applicationID):
+            return "stopping: \(path) is a SQLite database that Chorus did not create "
+                + "(application_id \(hex(applicationID)), expected \(hex(chorusApplicationID))); "
+                + "check the data dir setting, or remove the data dir if it is a stale leftover"
+        case .corrupt(let path, let detail):
+            return "stopping: the database \(path) is corrupt (SQLite: \(detail)); \(remedy)"
+        case .schemaTooNew(let path, let found, let supported):
+            return "stopping: the database \(path) has storage schema version \(found), this chorus "
+                + "knows versions up to \(supported); run a newer chorus, or \(remedy)"
+        case .diskFull(let path, let detail):
+            return "write failed: disk full for \(path) (SQLite: \(detail)); nothing of the failed commit "
+                + "was acknowledged; free space on the data volume"
+        case .io(let path, let detail):
+            return "write failed: I/O error on \(path) (SQLite: \(detail)); nothing of the failed commit "
+                + "was acknowledged; check the disk"
+        case .sqlite(let path, let code, let detail):
+            return "storage error on \(path): SQLite error \(code): \(detail)"
+        case .overloaded(let path, let queued):
+            return "write refused: the storage queue of \(path) is full (\(queued) writes waiting); retry later"
+        case .closed(let path):
+            return "the store \(path) is closed"
+        }
+    }
+}
+
+private func hex(_ value: Int32) -> String {
+    "0x" + String(UInt32(bitPattern: value), radix: 16)
+}
+
+/// `PRAGMA application_id` of every Chorus database: "CHRS".
+public let chorusApplicationID: Int32 = 0x4348_5253
+
+/// `PRAGMA user_version`: the storage schema this build writes.
+public let chorusSchemaVersion: Int32 = 1
+
+extension ObjectStore {
+    /// `update` for async callers: returns the stored value once durable.
+    @discardableResult
+    public func update(
+        bucket: String, key: String, partition: Int,
+        _ transform: @escaping @Sendable ([UInt8]?) -> [UInt8]?
+    ) async throws(StoreError) -> [UInt8]? {
+        let result: Result<[UInt8]?, StoreError> = await withCheckedContinuation { continuation in
+            update(bucket: bucket, key: key, partition: partition, transform) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// Store `value` unconditionally; returns once durable.
+    public func put(bucket: String, key: String, partition: Int, value: [UInt8]) async throws(StoreError) {
+        try await update(bucket: bucket, key: key, partition: partition) { _ in value }
+    }
+
+    /// `delete` for async callers: whether the key existed, once the removal is durable.
+    @discardableResult
+    public func delete(bucket: String, key: String) async throws(StoreError) -> Bool {
+        let result: Result<Bool, StoreError> = await withCheckedContinuation { continuation in
+            delete(bucket: bucket, key: key) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// Every object of `partition`, read in pages of `pageSize`.
+    public func scan(partition: Int, pageSize: Int = 1000) throws(StoreError) -> [StoredObject] {
+        var all: [StoredObject] = []
+        var cursor: ObjectKey? = nil
+        while true {
+            let page = try scan(partition: partition, after: cursor, limit: pageSize)
+            all.append(contentsOf: page)
+            guard let last = page.last, page.count == max(1, pageSize) else { return all }
+            cursor = last.objectKey
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import CSQLite
+
+/// One SQLite connection with a cache of prepared statements. Not thread-safe: used by one
+/// thread at a time (the writer thread, or a reader borrowed from the pool).
+final class SQLiteConnection {
+    let path: String
+    private(set) var handle: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+
+    /// Opens `path` with `flags` (SQLITE_OPEN_NOMUTEX is added: the store serialises use itself).
+    init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32) throws(StoreError) {
+        self.path = path
+        var db: OpaquePointer? = nil
+        let code = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard code == SQLITE_OK, let db else {
+            let detail = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(code))
+            sqlite3_close_v2(db)
+            throw .cannotOpen(path: path, detail: detail)
+        }
+        handle = db
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+    }
+
+    deinit { close() }
+
+    func close() {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        statements.removeAll()
+        if let handle { sqlite3_close_v2(handle) }
+        handle = nil
+    }
+
+    /// The StoreError for a failed call that returned `code`.
+    func error(_ code: Int32) -> StoreError {
+        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(code))
+        return StoreError(sqliteCode: code, message: message, path: path)
+    }
+
+    /// Runs SQL without results (one or more statements).
+    func execute(_ sql: String) throws(StoreError) {
+        guard let handle else { throw .closed(path: path) }
+        let code = sqlite3_exec(handle, sql, nil, nil, nil)
+        guard code == SQLITE_OK else { throw error(code) }
+    }
+
+    /// A cached prepared statement, reset and with bindings cleared. Call `reset()` when done.
+    func statement(_ sql: String) throws(StoreError) -> Statement {
+        guard let handle else { throw .closed(path: path) }
+        if let cached = statements[sql] { return Statement(handle: cached, connection: self) }
+        var prepared: OpaquePointer? = nil
+        let code = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &prepared, nil)
+        guard code == SQLITE_OK, let prepared else {
+            sqlite3_finalize(prepared)
+            throw error(code)
+        }
+        statements[sql] = prepared
+        return Statement(handle: prepared, connection: self)
+    }
+
+    /// The first column of the first row of `sql`, as an integer (for PRAGMAs and counts).
+    func integer(_ sql: String) throws(StoreError) -> Int64 {
+        let statement = try statement(sql)
+        defer { statement.reset() }
+        guard try statement.step() else { return 0 }
+        return statement.int64(0)
+    }
+
+    /// Every row's first column, as text (for PRAGMAs that report messages).
+    func texts(_ sql: String) throws(StoreError) -> [String] {
+        let statement = try statement(sql)
+        defer { statement.reset() }
+        var rows: [String] = []
+        while try statement.step() { rows.append(statement.text(0)) }
+        return rows
+    }
+
+    var inTransaction: Bool { handle.map { sqlite3_get_autocommit($0) == 0 } ?? false }
+
+    var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
+}
+
+/// A prepared statement borrowed from a connection's cache.
+struct Statement {
+    let handle: OpaquePointer
+    let connection: SQLiteConnection
+
+    /// SQLITE_TRANSIENT: SQLite copies the bound bytes.
+    private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+
+    func bind(_ index: Int32, _ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            if let base = utf8.baseAddress {
+                base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                    _ = sqlite3_bind_text(handle, index, $0, Int32(utf8.count), Self.transient)
+                }
+            } else {
+                _ = sqlite3_bind_text(handle, index, "", 0, Self.transient)
+            }
+        }
+    }
+
+    func bind(_ index: Int32, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            if let base = raw.baseAddress, raw.count > 0 {
+                _ = sqlite3_bind_blob64(handle, index, base, sqlite3_uint64(raw.count), Self.transient)
+            } else {
+                _ = sqlite3_bind_zeroblob(handle, index, 0)
+            }
+        }
+    }
+
+    func bind(_ index: Int32, _ value: Int) {
+        sqlite3_bind_int64(handle, index, sqlite3_int64(value))
+    }
+
+    /// Advances; true when a row is available.
+    func step() throws(StoreError) -> Bool {
+        let code = sqlite3_step(handle)
+        switch code {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default:
+            let error = connection.error(code)
+            sqlite3_reset(handle)
+            throw error
+        }
+    }
+
+    /// Runs to completion, ignoring rows.
+    func run() throws(StoreError) {
+        while try step() {}
+    }
+
+    func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+
+    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+
+    func text(_ column: Int32) -> String {
+        guard let pointer = sqlite3_column_text(handle, column) else { return "" }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+    }
+
+    func blob(_ column: Int32) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(handle, column))
+        guard count > 0, let pointer = sqlite3_column_blob(handle, column) else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+}
+
+extension StoreError {
+    /// Maps a SQLite result code (extended or primary) to the operator-facing error.
+    init(sqliteCode code: Int32, message: String, path: String) {
+        switch code & 0xff {
+        case SQLITE_FULL: self = .diskFull(path: path, detail: message)
+        case SQLITE_IOERR: self = .io(path: path, detail: message)
+        case SQLITE_CORRUPT: self = .corrupt(path: path, detail: message)
+        case SQLITE_NOTADB: self = .notADatabase(path: path)
+        case SQLITE_CANTOPEN: self = .cannotOpen(path: path, detail: message)
+        default: self = .sqlite(path: path, code: code, detail: message)
+        }
+    }
+}
+
+extension StoreError {
+    /// Errors after which SQLite may have rolled back the whole transaction: the commit group fails.
+    var failsGroup: Bool {
+        switch self {
+        case .diskFull, .io, .corrupt, .notADatabase, .cannotOpen, .closed, .overloaded, .foreignDatabase,
+            .schemaTooNew:
+            return true
+        case .sqlite(_, let code, _):
+            switch code & 0xff {
+            case SQLITE_NOMEM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_INTERRUPT, SQLITE_READONLY, SQLITE_ABORT,
+                SQLITE_PROTOCOL:
+                return true
+            default:
+                return false
+            }
+        }
+    }
+}

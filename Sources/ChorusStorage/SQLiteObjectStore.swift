@@ -1,0 +1,552 @@
+import CSQLite
+import Foundation
+
+/// The SQLite engine (DESIGN §8): one file in WAL mode, one writer thread that group-commits
+/// every queued write in a single transaction, and a small pool of read connections so reads
+/// never wait for the writer.
+///
+/// Thread-safe. Opening checks that the file is a Chorus database (`application_id`), that its
+/// schema is known (`user_version`) and that it is intact (`quick_check`); each failure is a
+/// `StoreError` whose description tells the operator what to do.
+public final class SQLiteObjectStore: ObjectStore, Sendable {
+    private let engine: StoreEngine
+
+    /// The database file.
+    public var path: String { engine.path }
+    public var sync: SyncPolicy { engine.sync }
+
+    /// Opens (creating the file and its folder when missing) the database at `path`.
+    public init(path: String, sync: SyncPolicy = .batch, limits: StoreLimits = StoreLimits()) throws(StoreError) {
+        engine = try StoreEngine(path: path, sync: sync, limits: limits)
+        engine.start()
+    }
+
+    deinit { engine.close() }
+
+    /// Counters of the write path.
+    public var statistics: StoreStatistics { engine.statistics }
+
+    public func get(bucket: String, key: String) throws(StoreError) -> [UInt8]? {
+        try engine.withReader { connection throws(StoreError) in
+            let statement = try connection.statement("SELECT value FROM objects WHERE bucket = ?1 AND key = ?2")
+            defer { statement.reset() }
+            statement.bind(1, bucket)
+            statement.bind(2, key)
+            return try statement.step() ? statement.blob(0) : nil
+        }
+    }
+
+    public func scan(partition: Int, after: ObjectKey?, limit: Int) throws(StoreError) -> [StoredObject] {
+        try engine.withReader { connection throws(StoreError) in
+            let statement: Statement
+            if let after {
+                statement = try connection.statement(
+                    "SELECT bucket, key, value FROM objects WHERE partition = ?1 AND (bucket, key) > (?2, ?3) "
+                        + "ORDER BY bucket, key LIMIT ?4")
+                statement.bind(2, after.bucket)
+                statement.bind(3, after.key)
+            } else {
+                statement = try connection.statement(
+                    "SELECT bucket, key, value FROM objects WHERE partition = ?1 ORDER BY bucket, key LIMIT ?4")
+            }
+            defer { statement.reset() }
+            statement.bind(1, partition)
+            statement.bind(4, max(1, limit))
+            var objects: [StoredObject] = []
+            while try statement.step() {
+                objects.append(
+                    StoredObject(bucket: statement.text(0), key: statement.text(1), value: statement.blob(2)))
+            }
+            return objects
+        }
+    }
+
+    public func count() throws(StoreError) -> Int {
+        try engine.withReader { connection throws(StoreError) in
+            Int(try connection.integer("SELECT count(*) FROM objects"))
+        }
+    }
+
+    public func update(
+        bucket: String, key: String, partition: Int,
+        _ transform: @escaping @Sendable ([UInt8]?) -> [UInt8]?,
+        completion: @escaping @Sendable (Result<[UInt8]?, StoreError>) -> Void
+    ) {
+        engine.submit(
+            .update(bucket: bucket, key: key, partition: partition, transform: transform, completion: completion))
+    }
+
+    public func delete(bucket: String, key: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
+    {
+        engine.submit(.delete(bucket: bucket, key: key, completion: completion))
+    }
+
+    public func meta(_ name: String) throws(StoreError) -> [UInt8]? {
+        try engine.withReader { connection throws(StoreError) in
+            let statement = try connection.statement("SELECT value FROM meta WHERE name = ?1")
+            defer { statement.reset() }
+            statement.bind(1, name)
+            return try statement.step() ? statement.blob(0) : nil
+        }
+    }
+
+    public func setMeta(_ name: String, _ value: [UInt8]) throws(StoreError) {
+        try engine.setMeta(name, value)
+    }
+
+    public func close() { engine.close() }
+}
+
+/// A queued write.
+enum WriteOperation {
+    case update(
+        bucket: String, key: String, partition: Int, transform: @Sendable ([UInt8]?) -> [UInt8]?,
+        completion: @Sendable (Result<[UInt8]?, StoreError>) -> Void)
+    case delete(bucket: String, key: String, completion: @Sendable (Result<Bool, StoreError>) -> Void)
+    case setMeta(name: String, value: [UInt8], completion: @Sendable (Result<Void, StoreError>) -> Void)
+
+    func fail(_ error: StoreError) {
+        switch self {
+        case .update(_, _, _, _, let completion): completion(.failure(error))
+        case .delete(_, _, let completion): completion(.failure(error))
+        case .setMeta(_, _, let completion): completion(.failure(error))
+        }
+    }
+
+    var isMeta: Bool {
+        if case .setMeta = self { return true }
+        return false
+    }
+}
+
+/// What one applied operation does once its group commits (or fails).
+private struct PendingCompletion {
+    let succeed: () -> Void
+    let fail: (StoreError) -> Void
+}
+
+/// The shared state behind `SQLiteObjectStore`. The writer thread holds it (not the store), so
+/// dropping the store's last reference closes it.
+///
+/// `@unchecked Sendable`: the queue, state and counters are guarded by `condition`; the reader pool
+/// by `poolLock`; `writer` is used only by the writer thread once started (and by `init` before).
+final class StoreEngine: @unchecked Sendable {
+    let path: String
+    let sync: SyncPolicy
+    let limits: StoreLimits
+
+    private enum State { case open, closing, closed }
+
+    private let condition = NSCondition()
+    private var queue: [WriteOperation] = []
+    private var state = State.open
+    private var stats = StoreStatistics()
+    private var writerThreadID: pthread_t? = nil
+    private var writerFinished = false
+
+    private let poolLock = NSLock()
+    private var idleReaders: [SQLiteConnection] = []
+    private var poolClosed = false
+
+    private let writer: SQLiteConnection
+
+    init(path: String, sync: SyncPolicy, limits: StoreLimits) throws(StoreError) {
+        self.path = path
+        self.sync = sync
+        self.limits = limits
+        try Self.prepareLocation(path)
+        writer = try SQLiteConnection(
+            path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+            busyTimeoutMilliseconds: limits.busyTimeoutMilliseconds)
+        do {
+            try Self.setUp(writer, sync: sync, limits: limits)
+        } catch {
+            writer.close()
+            throw error
+        }
+    }
+
+    /// Creates the parent folder; refuses a directory in place of the file.
+    private static func prepareLocation(_ path: String) throws(StoreError) {
+        let files = FileManager.default
+        var isDirectory: ObjCBool = false
+        if files.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw .cannotOpen(path: path, detail: "it is a directory")
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        guard !parent.isEmpty else { return }
+        do {
+            try files.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        } catch {
+            throw .cannotOpen(path: path, detail: "cannot create \(parent): \(error.localizedDescription)")
+        }
+    }
+
+    /// Checks identity, schema version and integrity, then configures WAL and creates the schema.
+    /// Nothing is written to a file that turns out not to be a Chorus database.
+    private static func setUp(_ db: SQLiteConnection, sync: SyncPolicy, limits: StoreLimits) throws(StoreError) {
+        let applicationID = Int32(truncatingIfNeeded: try db.integer("PRAGMA application_id"))
+        let version = Int32(truncatingIfNeeded: try db.integer("PRAGMA user_version"))
+        let schemaObjects = try db.integer("SELECT count(*) FROM sqlite_schema")
+        let fresh = applicationID == 0 && version == 0 && schemaObjects == 0
+        if !fresh {
+            guard applicationID == chorusApplicationID else {
+                throw .foreignDatabase(path: db.path, applicationID: applicationID)
+            }
+            guard version <= chorusSchemaVersion else {
+                throw .schemaTooNew(path: db.path, found: version, supported: chorusSchemaVersion)
+            }
+        }
+        let check = try db.texts("PRAGMA quick_check")
+        guard check == ["ok"] else {
+            throw .corrupt(path: db.path, detail: check.prefix(5).joined(separator: "; "))
+        }
+        let mode = try db.texts("PRAGMA journal_mode = WAL")
+        guard mode == ["wal"] else {
+            throw .cannotOpen(path: db.path, detail: "cannot switch to WAL mode (journal_mode is \(mode))")
+        }
+        try db.execute(sync == .batch ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        try db.execute("PRAGMA journal_size_limit = 67108864")
+        if let pages = limits.maxDatabasePages {
+            _ = try db.integer("PRAGMA max_page_count = \(max(1, pages))")
+        }
+        if fresh {
+            try db.execute("BEGIN IMMEDIATE")
+            do {
+                try db.execute(
+                    """
+                    CREATE TABLE IF NOT EXISTS objects(
+                        bucket TEXT NOT NULL, key TEXT NOT NULL, partition INTEGER NOT NULL, value BLOB NOT NULL,
+                        PRIMARY KEY (bucket, key)) WITHOUT ROWID;
+                    CREATE INDEX IF NOT EXISTS objects_by_partition ON objects(partition, bucket, key);
+                    CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);
+                    PRAGMA application_id = \(chorusApplicationID);
+                    PRAGMA user_version = \(chorusSchemaVersion);
+                    COMMIT;
+                    """)
+            } catch {
+                if db.inTransaction { try? db.execute("ROLLBACK") }
+                throw error
+            }
+        }
+    }
+
+    func start() {
+        let thread = Thread { [self] in self.runWriter() }
+        thread.name = "chorus-storage-writer"
+        thread.start()
+    }
+
+    var statistics: StoreStatistics {
+        condition.lock()
+        defer { condition.unlock() }
+        var copy = stats
+        copy.queued = queue.count
+        return copy
+    }
+
+    // MARK: Write path
+
+    func submit(_ operation: WriteOperation) {
+        condition.lock()
+        if state != .open {
+            condition.unlock()
+            operation.fail(.closed(path: path))
+            return
+        }
+        if queue.count >= limits.maxQueuedOperations {
+            let queued = queue.count
+            condition.unlock()
+            operation.fail(.overloaded(path: path, queued: queued))
+            return
+        }
+        queue.append(operation)
+        condition.signal()
+        condition.unlock()
+    }
+
+    func setMeta(_ name: String, _ value: [UInt8]) throws(StoreError) {
+        guard !isWriterThread else {
+            throw .sqlite(
+                path: path, code: SQLITE_MISUSE, detail: "setMeta called from an update transform or completion")
+        }
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox()
+        submit(
+            .setMeta(name: name, value: value) { result in
+                box.set(result)
+                done.signal()
+            })
+        done.wait()
+        try box.get()
+    }
+
+    private var isWriterThread: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard let id = writerThreadID else { return false }
+        return pthread_equal(id, pthread_self()) != 0
+    }
+
+    private func runWriter() {
+        condition.lock()
+        writerThreadID = pthread_self()
+        condition.unlock()
+
+        var lastFlush = Date()
+        var unflushed = false
+        let flushInterval: TimeInterval? =
+            switch sync {
+            case .batch: nil
+            case .periodic(let interval):
+                max(0.001, Double(interval.components.seconds) + Double(interval.components.attoseconds) * 1e-18)
+            }
+
+        while true {
+            condition.lock()
+            while queue.isEmpty && state == .open {
+                if let flushInterval, unflushed {
+                    let deadline = lastFlush.addingTimeInterval(flushInterval)
+                    if Date() >= deadline || !condition.wait(until: deadline) { break }
+                } else {
+                    condition.wait()
+                }
+            }
+            let take = min(queue.count, limits.maxGroupOperations)
+            let group = Array(queue.prefix(take))
+            queue.removeFirst(take)
+            let exiting = group.isEmpty && state != .open
+            condition.unlock()
+
+            if !group.isEmpty {
+                let leftover = commitGroup(group)
+                if !leftover.isEmpty {
+                    condition.lock()
+                    queue.insert(contentsOf: leftover, at: 0)
+                    condition.unlock()
+                }
+                unflushed = true
+            }
+            if let flushInterval, unflushed, Date().timeIntervalSince(lastFlush) >= flushInterval {
+                checkpoint()
+                lastFlush = Date()
+                unflushed = false
+            }
+            if exiting { break }
+        }
+        finish()
+    }
+
+    /// Periodic durability: a checkpoint fsyncs the WAL, copies it into the database and fsyncs that.
+    private func checkpoint() {
+        guard (try? writer.execute("PRAGMA wal_checkpoint(PASSIVE)")) != nil else { return }
+        condition.lock()
+        stats.checkpoints += 1
+        condition.unlock()
+    }
+
+    /// Runs `group` in one transaction and fires its completions after the commit. Returns the
+    /// operations left over when the group reached `maxGroupBytes`, to run next.
+    private func commitGroup(_ group: [WriteOperation]) -> ArraySlice<WriteOperation> {
+        // setMeta is durable whatever the policy: fsync this group's commit.
+        let forceFullSync = sync != .batch && group.contains(where: \.isMeta)
+        if forceFullSync { try? writer.execute("PRAGMA synchronous = FULL") }
+        defer { if forceFullSync { try? writer.execute("PRAGMA synchronous = NORMAL") } }
+
+        do {
+            try writer.execute("BEGIN IMMEDIATE")
+        } catch {
+            finishFailed(group[...], error: error)
+            return []
+        }
+        var pending: [PendingCompletion] = []
+        pending.reserveCapacity(group.count)
+        var bytes = 0
+        var applied = 0
+        for operation in group {
+            if bytes >= limits.maxGroupBytes { break }
+            applied += 1
+            do {
+                let (completion, written) = try apply(operation)
+                pending.append(completion)
+                bytes += written
+            } catch  where !error.failsGroup && writer.inTransaction {
+                // This operation alone failed; its statement was rolled back, the group goes on.
+                pending.append(PendingCompletion(succeed: { operation.fail(error) }, fail: { operation.fail($0) }))
+            } catch {
+                if writer.inTransaction { try? writer.execute("ROLLBACK") }
+                for completion in pending { completion.fail(error) }
+                operation.fail(error)
+                recordFailure()
+                return group[applied...]
+            }
+        }
+        do {
+            try writer.execute("COMMIT")
+        } catch {
+            if writer.inTransaction { try? writer.execute("ROLLBACK") }
+            for completion in pending { completion.fail(error) }
+            recordFailure()
+            return group[applied...]
+        }
+        condition.lock()
+        stats.commits += 1
+        stats.operations += applied
+        stats.largestGroup = max(stats.largestGroup, applied)
+        condition.unlock()
+        for completion in pending { completion.succeed() }
+        return group[applied...]
+    }
+
+    private func recordFailure() {
+        condition.lock()
+        stats.failedCommits += 1
+        condition.unlock()
+    }
+
+    private func finishFailed(_ operations: ArraySlice<WriteOperation>, error: StoreError) {
+        for operation in operations { operation.fail(error) }
+        recordFailure()
+    }
+
+    /// Applies one operation inside the open transaction; returns its completion and the bytes written.
+    private func apply(_ operation: WriteOperation) throws(StoreError) -> (PendingCompletion, Int) {
+        switch operation {
+        case .update(let bucket, let key, let partition, let transform, let completion):
+            let select = try writer.statement("SELECT value FROM objects WHERE bucket = ?1 AND key = ?2")
+            select.bind(1, bucket)
+            select.bind(2, key)
+            let current: [UInt8]?
+            do {
+                current = try select.step() ? select.blob(0) : nil
+                select.reset()
+            } catch {
+                select.reset()
+                throw error
+            }
+            guard let value = transform(current) else {
+                return (
+                    PendingCompletion(succeed: { completion(.success(current)) }, fail: { completion(.failure($0)) }), 0
+                )
+            }
+            let upsert = try writer.statement(
+                "INSERT INTO objects(bucket, key, partition, value) VALUES (?1, ?2, ?3, ?4) "
+                    + "ON CONFLICT(bucket, key) DO UPDATE SET partition = excluded.partition, value = excluded.value")
+            defer { upsert.reset() }
+            upsert.bind(1, bucket)
+            upsert.bind(2, key)
+            upsert.bind(3, partition)
+            upsert.bind(4, value)
+            try upsert.run()
+            return (
+                PendingCompletion(succeed: { completion(.success(value)) }, fail: { completion(.failure($0)) }),
+                value.count + bucket.utf8.count + key.utf8.count
+            )
+        case .delete(let bucket, let key, let completion):
+            let delete = try writer.statement("DELETE FROM objects WHERE bucket = ?1 AND key = ?2")
+            defer { delete.reset() }
+            delete.bind(1, bucket)
+            delete.bind(2, key)
+            try delete.run()
+            let existed = writer.changes > 0
+            return (
+                PendingCompletion(succeed: { completion(.success(existed)) }, fail: { completion(.failure($0)) }), 0
+            )
+        case .setMeta(let name, let value, let completion):
+            let upsert = try writer.statement(
+                "INSERT INTO meta(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
+            defer { upsert.reset() }
+            upsert.bind(1, name)
+            upsert.bind(2, value)
+            try upsert.run()
+            return (
+                PendingCompletion(succeed: { completion(.success(())) }, fail: { completion(.failure($0)) }),
+                value.count
+            )
+        }
+    }
+
+    // MARK: Closing
+
+    func close() {
+        condition.lock()
+        if state == .open {
+            state = .closing
+            condition.broadcast()
+        }
+        let onWriter = writerThreadID.map { pthread_equal($0, pthread_self()) != 0 } ?? false
+        if !onWriter {
+            while !writerFinished { condition.wait() }
+        }
+        condition.unlock()
+    }
+
+    /// On the writer thread, once the queue is drained: close readers, checkpoint, close the writer.
+    private func finish() {
+        poolLock.lock()
+        poolClosed = true
+        let idle = idleReaders
+        idleReaders.removeAll()
+        poolLock.unlock()
+        for reader in idle { reader.close() }
+
+        try? writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        writer.close()
+
+        condition.lock()
+        state = .closed
+        writerFinished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    // MARK: Read path
+
+    func withReader<T>(_ body: (SQLiteConnection) throws(StoreError) -> T) throws(StoreError) -> T {
+        let reader = try borrowReader()
+        defer { returnReader(reader) }
+        return try body(reader)
+    }
+
+    private func borrowReader() throws(StoreError) -> SQLiteConnection {
+        poolLock.lock()
+        if poolClosed {
+            poolLock.unlock()
+            throw .closed(path: path)
+        }
+        let idle = idleReaders.popLast()
+        poolLock.unlock()
+        if let idle { return idle }
+        // Read-write without CREATE plus query_only: a read-only open could not take part in WAL
+        // checkpoint-on-close and would fail if the -shm file were missing.
+        let reader = try SQLiteConnection(
+            path: path, flags: SQLITE_OPEN_READWRITE, busyTimeoutMilliseconds: limits.busyTimeoutMilliseconds)
+        try reader.execute("PRAGMA query_only = 1")
+        return reader
+    }
+
+    private func returnReader(_ reader: SQLiteConnection) {
+        poolLock.lock()
+        if !poolClosed && idleReaders.count < limits.maxIdleReaders {
+            idleReaders.append(reader)
+            poolLock.unlock()
+        } else {
+            poolLock.unlock()
+            reader.close()
+        }
+    }
+}
+
+/// Carries setMeta's result from the writer thread to the waiting caller.
+private final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Void, StoreError> = .success(())
+
+    func set(_ result: Result<Void, StoreError>) {
+        lock.withLock { self.result = result }
+    }
+
+    func get() throws(StoreError) {
+        try lock.withLock { result }.get()
+    }
+}
