@@ -122,10 +122,15 @@ public struct StoreLimits: Sendable, Equatable {
     /// Cap on the database size in pages (SQLite `max_page_count`); nil: no cap. Past it writes
     /// fail with `StoreError.diskFull`, as on a full disk.
     public var maxDatabasePages: Int?
+    /// Cap on one stored row (value plus bucket and key, plus a few bytes of framing); nil:
+    /// SQLite's default (1 GB). Past it that write alone fails with `StoreError.tooLarge`. A backstop:
+    /// the HTTP layer enforces the configured value limit before this.
+    public var maxRowBytes: Int?
 
     public init(
         maxGroupOperations: Int = 1000, maxGroupBytes: Int = 4 << 20, maxQueuedOperations: Int = 16384,
-        busyTimeoutMilliseconds: Int32 = 5000, maxIdleReaders: Int = 4, maxDatabasePages: Int? = nil
+        busyTimeoutMilliseconds: Int32 = 5000, maxIdleReaders: Int = 4, maxDatabasePages: Int? = nil,
+        maxRowBytes: Int? = nil
     ) {
         self.maxGroupOperations = max(1, maxGroupOperations)
         self.maxGroupBytes = max(1, maxGroupBytes)
@@ -133,6 +138,7 @@ public struct StoreLimits: Sendable, Equatable {
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         self.maxIdleReaders = max(0, maxIdleReaders)
         self.maxDatabasePages = maxDatabasePages
+        self.maxRowBytes = maxRowBytes
     }
 }
 
@@ -170,6 +176,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case diskFull(path: String, detail: String)
     /// The OS reported an I/O error; the failed commit was not acknowledged.
     case io(path: String, detail: String)
+    /// One write's value (with its bucket and key) exceeds `StoreLimits.maxRowBytes`; only that
+    /// write failed.
+    case tooLarge(path: String, detail: String)
     /// Any other SQLite failure.
     case sqlite(path: String, code: Int32, detail: String)
     /// Too many writes are waiting; nothing was queued.
@@ -199,6 +208,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .io(let path, let detail):
             return "write failed: I/O error on \(path) (SQLite: \(detail)); nothing of the failed commit "
                 + "was acknowledged; check the disk"
+        case .tooLarge(let path, let detail):
+            return "write refused: the object is too large for \(path) (SQLite: \(detail)); it was not stored"
         case .sqlite(let path, let code, let detail):
             return "storage error on \(path): SQLite error \(code): \(detail)"
         case .overloaded(let path, let queued):

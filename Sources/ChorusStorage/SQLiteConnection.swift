@@ -47,7 +47,11 @@ final class SQLiteConnection {
     /// A cached prepared statement, reset and with bindings cleared. Call `reset()` when done.
     func statement(_ sql: String) throws(StoreError) -> Statement {
         guard let handle else { throw .closed(path: path) }
-        if let cached = statements[sql] { return Statement(handle: cached, connection: self) }
+        if let cached = statements[sql] {
+            sqlite3_reset(cached)
+            sqlite3_clear_bindings(cached)
+            return Statement(handle: cached, connection: self)
+        }
         var prepared: OpaquePointer? = nil
         let code = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &prepared, nil)
         guard code == SQLITE_OK, let prepared else {
@@ -75,6 +79,12 @@ final class SQLiteConnection {
         return rows
     }
 
+    /// Caps strings, blobs and rows (SQLITE_LIMIT_LENGTH); past it a write fails with SQLITE_TOOBIG.
+    func limitLength(_ bytes: Int) {
+        guard let handle else { return }
+        sqlite3_limit(handle, SQLITE_LIMIT_LENGTH, Int32(clamping: bytes))
+    }
+
     var inTransaction: Bool { handle.map { sqlite3_get_autocommit($0) == 0 } ?? false }
 
     var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
@@ -88,31 +98,41 @@ struct Statement {
     /// SQLITE_TRANSIENT: SQLite copies the bound bytes.
     private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
 
-    func bind(_ index: Int32, _ text: String) {
+    func bind(_ index: Int32, _ text: String) throws(StoreError) {
+        let encoding = UInt8(SQLITE_UTF8)
+        guard !text.isEmpty else {
+            // A nil pointer would bind NULL, not the empty string.
+            return try check(sqlite3_bind_text64(handle, index, "", 0, Self.transient, encoding))
+        }
         var text = text
-        text.withUTF8 { utf8 in
-            if let base = utf8.baseAddress {
-                base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
-                    _ = sqlite3_bind_text(handle, index, $0, Int32(utf8.count), Self.transient)
-                }
-            } else {
-                _ = sqlite3_bind_text(handle, index, "", 0, Self.transient)
+        let code = text.withUTF8 { utf8 in
+            utf8.withMemoryRebound(to: CChar.self) { chars in
+                sqlite3_bind_text64(
+                    handle, index, chars.baseAddress, sqlite3_uint64(chars.count), Self.transient, encoding)
             }
         }
+        try check(code)
     }
 
-    func bind(_ index: Int32, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
+    func bind(_ index: Int32, _ bytes: [UInt8]) throws(StoreError) {
+        let code = bytes.withUnsafeBytes { raw in
             if let base = raw.baseAddress, raw.count > 0 {
-                _ = sqlite3_bind_blob64(handle, index, base, sqlite3_uint64(raw.count), Self.transient)
+                sqlite3_bind_blob64(handle, index, base, sqlite3_uint64(raw.count), Self.transient)
             } else {
-                _ = sqlite3_bind_zeroblob(handle, index, 0)
+                sqlite3_bind_zeroblob(handle, index, 0)
             }
         }
+        try check(code)
     }
 
-    func bind(_ index: Int32, _ value: Int) {
-        sqlite3_bind_int64(handle, index, sqlite3_int64(value))
+    func bind(_ index: Int32, _ value: Int) throws(StoreError) {
+        try check(sqlite3_bind_int64(handle, index, sqlite3_int64(value)))
+    }
+
+    /// A failed bind (SQLITE_TOOBIG past the length limit, SQLITE_RANGE) fails the statement.
+    private func check(_ code: Int32) throws(StoreError) {
+        guard code != SQLITE_OK else { return }
+        throw StoreError(sqliteCode: code, message: String(cString: sqlite3_errstr(code)), path: connection.path)
     }
 
     /// Advances; true when a row is available.
@@ -164,6 +184,7 @@ extension StoreError {
         case SQLITE_CORRUPT: self = .corrupt(path: path, detail: message)
         case SQLITE_NOTADB: self = .notADatabase(path: path)
         case SQLITE_CANTOPEN: self = .cannotOpen(path: path, detail: message)
+        case SQLITE_TOOBIG: self = .tooLarge(path: path, detail: message)
         default: self = .sqlite(path: path, code: code, detail: message)
         }
     }
@@ -176,6 +197,8 @@ extension StoreError {
         case .diskFull, .io, .corrupt, .notADatabase, .cannotOpen, .closed, .overloaded, .foreignDatabase,
             .schemaTooNew:
             return true
+        case .tooLarge:
+            return false
         case .sqlite(_, let code, _):
             switch code & 0xff {
             case SQLITE_NOMEM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_INTERRUPT, SQLITE_READONLY, SQLITE_ABORT,

@@ -30,8 +30,8 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
         try engine.withReader { connection throws(StoreError) in
             let statement = try connection.statement("SELECT value FROM objects WHERE bucket = ?1 AND key = ?2")
             defer { statement.reset() }
-            statement.bind(1, bucket)
-            statement.bind(2, key)
+            try statement.bind(1, bucket)
+            try statement.bind(2, key)
             return try statement.step() ? statement.blob(0) : nil
         }
     }
@@ -43,15 +43,15 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
                 statement = try connection.statement(
                     "SELECT bucket, key, value FROM objects WHERE partition = ?1 AND (bucket, key) > (?2, ?3) "
                         + "ORDER BY bucket, key LIMIT ?4")
-                statement.bind(2, after.bucket)
-                statement.bind(3, after.key)
+                try statement.bind(2, after.bucket)
+                try statement.bind(3, after.key)
             } else {
                 statement = try connection.statement(
                     "SELECT bucket, key, value FROM objects WHERE partition = ?1 ORDER BY bucket, key LIMIT ?4")
             }
             defer { statement.reset() }
-            statement.bind(1, partition)
-            statement.bind(4, max(1, limit))
+            try statement.bind(1, partition)
+            try statement.bind(4, max(1, limit))
             var objects: [StoredObject] = []
             while try statement.step() {
                 objects.append(
@@ -85,7 +85,7 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
         try engine.withReader { connection throws(StoreError) in
             let statement = try connection.statement("SELECT value FROM meta WHERE name = ?1")
             defer { statement.reset() }
-            statement.bind(1, name)
+            try statement.bind(1, name)
             return try statement.step() ? statement.blob(0) : nil
         }
     }
@@ -207,6 +207,7 @@ final class StoreEngine: @unchecked Sendable {
         }
         try db.execute(sync == .batch ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
         try db.execute("PRAGMA journal_size_limit = 67108864")
+        if let bytes = limits.maxRowBytes { db.limitLength(max(1024, bytes)) }
         if let pages = limits.maxDatabasePages {
             _ = try db.integer("PRAGMA max_page_count = \(max(1, pages))")
         }
@@ -363,6 +364,7 @@ final class StoreEngine: @unchecked Sendable {
         pending.reserveCapacity(group.count)
         var bytes = 0
         var applied = 0
+        var failedAlone = 0
         for operation in group {
             if bytes >= limits.maxGroupBytes { break }
             applied += 1
@@ -370,10 +372,13 @@ final class StoreEngine: @unchecked Sendable {
                 let (completion, written) = try apply(operation)
                 pending.append(completion)
                 bytes += written
-            } catch  where !error.failsGroup && writer.inTransaction {
-                // This operation alone failed; its statement was rolled back, the group goes on.
-                pending.append(PendingCompletion(succeed: { operation.fail(error) }, fail: { operation.fail($0) }))
             } catch {
+                if !error.failsGroup && writer.inTransaction {
+                    // This operation alone failed; its statement was rolled back, the group goes on.
+                    pending.append(PendingCompletion(succeed: { operation.fail(error) }, fail: { operation.fail($0) }))
+                    failedAlone += 1
+                    continue
+                }
                 if writer.inTransaction { try? writer.execute("ROLLBACK") }
                 for completion in pending { completion.fail(error) }
                 operation.fail(error)
@@ -391,7 +396,7 @@ final class StoreEngine: @unchecked Sendable {
         }
         condition.lock()
         stats.commits += 1
-        stats.operations += applied
+        stats.operations += applied - failedAlone
         stats.largestGroup = max(stats.largestGroup, applied)
         condition.unlock()
         for completion in pending { completion.succeed() }
@@ -414,8 +419,8 @@ final class StoreEngine: @unchecked Sendable {
         switch operation {
         case .update(let bucket, let key, let partition, let transform, let completion):
             let select = try writer.statement("SELECT value FROM objects WHERE bucket = ?1 AND key = ?2")
-            select.bind(1, bucket)
-            select.bind(2, key)
+            try select.bind(1, bucket)
+            try select.bind(2, key)
             let current: [UInt8]?
             do {
                 current = try select.step() ? select.blob(0) : nil
@@ -433,10 +438,10 @@ final class StoreEngine: @unchecked Sendable {
                 "INSERT INTO objects(bucket, key, partition, value) VALUES (?1, ?2, ?3, ?4) "
                     + "ON CONFLICT(bucket, key) DO UPDATE SET partition = excluded.partition, value = excluded.value")
             defer { upsert.reset() }
-            upsert.bind(1, bucket)
-            upsert.bind(2, key)
-            upsert.bind(3, partition)
-            upsert.bind(4, value)
+            try upsert.bind(1, bucket)
+            try upsert.bind(2, key)
+            try upsert.bind(3, partition)
+            try upsert.bind(4, value)
             try upsert.run()
             return (
                 PendingCompletion(succeed: { completion(.success(value)) }, fail: { completion(.failure($0)) }),
@@ -445,8 +450,8 @@ final class StoreEngine: @unchecked Sendable {
         case .delete(let bucket, let key, let completion):
             let delete = try writer.statement("DELETE FROM objects WHERE bucket = ?1 AND key = ?2")
             defer { delete.reset() }
-            delete.bind(1, bucket)
-            delete.bind(2, key)
+            try delete.bind(1, bucket)
+            try delete.bind(2, key)
             try delete.run()
             let existed = writer.changes > 0
             return (
@@ -456,8 +461,8 @@ final class StoreEngine: @unchecked Sendable {
             let upsert = try writer.statement(
                 "INSERT INTO meta(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
             defer { upsert.reset() }
-            upsert.bind(1, name)
-            upsert.bind(2, value)
+            try upsert.bind(1, name)
+            try upsert.bind(2, value)
             try upsert.run()
             return (
                 PendingCompletion(succeed: { completion(.success(())) }, fail: { completion(.failure($0)) }),

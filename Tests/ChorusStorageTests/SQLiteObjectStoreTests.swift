@@ -399,6 +399,37 @@ struct SQLiteObjectStoreTests {
         #expect(message.contains(path) && message.contains("nothing of the failed commit was acknowledged"))
     }
 
+    @Test func oversizedObjectFailsAloneAndTheRestOfItsGroupCommits() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        let store = try SQLiteObjectStore(path: path, sync: .batch, limits: StoreLimits(maxRowBytes: 10_000))
+        defer { store.close() }
+
+        let gate = Gate()
+        let done = Collector<(String, Result<[UInt8]?, StoreError>)>()
+        store.holdWriter(on: gate) { done.add(("gate", $0)) }
+        await gate.waitUntilEntered()
+        store.enqueuePut("before", [1]) { done.add(("before", $0)) }
+        store.enqueuePut("huge", [UInt8](repeating: 7, count: 20_000)) { done.add(("huge", $0)) }
+        store.enqueuePut("after", [2]) { done.add(("after", $0)) }
+        gate.open()
+        let results = Dictionary(uniqueKeysWithValues: await done.wait(for: 4).map { ($0.0, $0.1) })
+
+        #expect((try? results["before"]?.get()) == [1])
+        #expect((try? results["after"]?.get()) == [2])
+        guard case .failure(.tooLarge(let reported, _)) = results["huge"] else {
+            Issue.record("expected tooLarge, got \(String(describing: results["huge"]))")
+            return
+        }
+        #expect(reported == path)
+        #expect(try store.get(bucket: "b", key: "huge") == nil)
+        #expect(try store.get(bucket: "b", key: "before") == [1])
+        #expect(try store.get(bucket: "b", key: "after") == [2])
+        #expect(store.statistics.commits == 2)
+        #expect(store.statistics.operations == 3)
+    }
+
     @Test func deleteRemovesTheKeyAndReportsWhetherItExisted() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
