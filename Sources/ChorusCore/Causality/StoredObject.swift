@@ -17,7 +17,8 @@ extension DVVSet where Value == StoredValue {
         update(.new(.tombstone(stamp: stamp), context: context), replica: replica)
     }
 
-    /// `sync` in place: the merge of two replicas' copies.
+    /// `sync` in place: the merge of two replicas' copies in a `siblings` bucket
+    /// (`lww` buckets merge with `lwwMerged`, see `DVVSet.lww`).
     public mutating func merge(_ other: StoredObject) {
         formSync(other)
     }
