@@ -24,25 +24,38 @@ public enum Agent {
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         logger[metadataKey: "node"] = "\(config.name)"
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
+        let readers = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        readers.start()
+        defer { try? readers.syncShutdownGracefully() }
         let exitPromise = group.next().makePromise(of: Int32.self)
         let exit: @Sendable (Int32) -> Void = { code in exitPromise.succeed(code) }
 
+        let stateStore: NodeStateStore
         let service: MembershipService
+        let kv: KVService
         do {
-            service = try MembershipService(config: config, group: group, logger: logger, onExit: exit)
+            stateStore = try NodeStateStore(dataDir: config.dataDir, sync: config.store.sync)
+            service = try MembershipService(
+                config: config, stateStore: stateStore, group: group, logger: logger, onExit: exit)
+            kv = KVService(
+                settings: config.store, clusterName: config.clusterName, membership: service,
+                store: stateStore.store, readers: readers, group: group, logger: logger)
+            service.otherRequests = { message, peer, _ in kv.handleReplicaRequest(message, from: peer) }
         } catch {
             logger.critical("cannot start: \(error)")
             return 1
         }
+        defer { stateStore.store.close() }
 
         let http: Channel
         do {
             try service.start().wait()
             http = try HTTPAPIServer.bind(
                 on: config.httpAddr, group: group, token: config.httpToken,
-                router: { request, loop in route(request, service: service, loop: loop, exit: exit) }
+                maxBodyBytes: config.store.maxValueBytes + 1,
+                router: { request, loop in route(request, service: service, kv: kv, loop: loop, exit: exit) }
             ).wait()
         } catch {
             logger.critical("cannot bind: \(error)", metadata: ["bind": "\(config.bind)", "http": "\(config.httpAddr)"])
@@ -69,8 +82,12 @@ public enum Agent {
     }
 
     static func route(
-        _ request: APIRequest, service: MembershipService, loop: EventLoop, exit: @escaping @Sendable (Int32) -> Void
+        _ request: APIRequest, service: MembershipService, kv: KVService, loop: EventLoop,
+        exit: @escaping @Sendable (Int32) -> Void
     ) -> EventLoopFuture<APIResponse> {
+        if request.path.hasPrefix("/v1/kv/") {
+            return KVRoutes.route(request, kv: kv, loop: loop)
+        }
         let path = request.path.hasSuffix("/") ? String(request.path.dropLast()) : request.path
         switch (request.method, path) {
         case (.GET, "/v1/members"):

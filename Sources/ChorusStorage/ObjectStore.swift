@@ -15,7 +15,7 @@ public protocol ObjectStore: Sendable {
     /// Up to `limit` objects of `partition`, ordered by `(bucket, key)`, strictly after `after`
     /// (nil: from the start). Pass the last object's `objectKey` to get the next page; an empty
     /// page means the partition is exhausted.
-    func scan(partition: Int, after: ObjectKey?, limit: Int) throws(StoreError) -> [StoredObject]
+    func scan(partition: Int, after: ObjectKey?, limit: Int) throws(StoreError) -> [StoredRecord]
 
     /// Number of stored objects.
     func count() throws(StoreError) -> Int
@@ -63,7 +63,7 @@ public struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// One object returned by a scan.
-public struct StoredObject: Hashable, Sendable {
+public struct StoredRecord: Hashable, Sendable {
     public var bucket: String
     public var key: String
     public var value: [UInt8]
@@ -258,8 +258,8 @@ extension ObjectStore {
     }
 
     /// Every object of `partition`, read in pages of `pageSize`.
-    public func scan(partition: Int, pageSize: Int = 1000) throws(StoreError) -> [StoredObject] {
-        var all: [StoredObject] = []
+    public func scan(partition: Int, pageSize: Int = 1000) throws(StoreError) -> [StoredRecord] {
+        var all: [StoredRecord] = []
         var cursor: ObjectKey? = nil
         while true {
             let page = try scan(partition: partition, after: cursor, limit: pageSize)

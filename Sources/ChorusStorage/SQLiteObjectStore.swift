@@ -36,7 +36,7 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
         }
     }
 
-    public func scan(partition: Int, after: ObjectKey?, limit: Int) throws(StoreError) -> [StoredObject] {
+    public func scan(partition: Int, after: ObjectKey?, limit: Int) throws(StoreError) -> [StoredRecord] {
         try engine.withReader { connection throws(StoreError) in
             let statement: Statement
             if let after {
@@ -52,10 +52,10 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
             defer { statement.reset() }
             try statement.bind(1, partition)
             try statement.bind(4, max(1, limit))
-            var objects: [StoredObject] = []
+            var objects: [StoredRecord] = []
             while try statement.step() {
                 objects.append(
-                    StoredObject(bucket: statement.text(0), key: statement.text(1), value: statement.blob(2)))
+                    StoredRecord(bucket: statement.text(0), key: statement.text(1), value: statement.blob(2)))
             }
             return objects
         }

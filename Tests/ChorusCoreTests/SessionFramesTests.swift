@@ -12,12 +12,24 @@ import Testing
 
     @Test func framesRoundTripEveryMessageKind() throws {
         let keyring = KeyringSnapshot(version: 3, primary: "a", keys: ["a", "b"])
+        let parameters = ClusterParameters(partitions: 1024, bucketsDigest: 77)
         let update = MemberUpdate(
             id: node, name: "n1", address: Endpoint(host: "127.0.0.1", port: 7400), incarnation: 2, status: .alive,
             tags: ["http": "127.0.0.1:7480"], source: node)
         let messages: [ClusterMessage] = [
-            .pushPull(joining: true, state: [update], keyring: keyring),
-            .pushPullReply(state: [update, update], keyring: keyring),
+            .pushPull(joining: true, state: [update], keyring: keyring, parameters: parameters),
+            .pushPullReply(state: [update, update], keyring: keyring, parameters: parameters),
+            .replicaWrite(ReplicaWrite(bucket: "b", key: String(repeating: "k", count: 1000), object: [1, 2, 3])),
+            .replicaWriteReply(error: nil),
+            .replicaWriteReply(error: "disk full"),
+            .replicaRead(bucket: "b", key: "k"),
+            .replicaReadReply(object: nil, error: nil),
+            .replicaReadReply(object: [9, 9], error: nil),
+            .forward(
+                KVRequest(
+                    operation: .put, bucket: "b", key: "k", value: [0, 1], context: "ctx", r: "", w: "all",
+                    timeoutMilliseconds: 5000, forwarded: true)),
+            .forwardReply(KVResponse(status: 300, context: "c", contentType: "application/json", body: [7])),
             .refused(reason: "name taken"),
             .ping(target: node),
             .pong,
@@ -34,7 +46,9 @@ import Testing
     @Test func truncatedOrGarbageInputIsRefusedWithoutTrapping() {
         let frame = SessionFrame(
             kind: .response, id: 1,
-            message: .pushPullReply(state: [], keyring: KeyringSnapshot(version: 1, primary: "p", keys: ["p"])))
+            message: .pushPullReply(
+                state: [], keyring: KeyringSnapshot(version: 1, primary: "p", keys: ["p"]),
+                parameters: ClusterParameters(partitions: 8, bucketsDigest: 1)))
         let bytes = frame.encoded()
         for length in 0..<bytes.count {
             #expect(throws: WireError.self) { try SessionFrame(decoding: Array(bytes.prefix(length))) }

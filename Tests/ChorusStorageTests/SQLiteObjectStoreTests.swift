@@ -230,7 +230,7 @@ struct SQLiteObjectStoreTests {
             try await store.put(bucket: i % 2 == 0 ? "even" : "odd", key: "k\(i)", partition: i % 4, value: [UInt8(i)])
         }
 
-        var pages: [[StoredObject]] = []
+        var pages: [[StoredRecord]] = []
         var cursor: ObjectKey? = nil
         while true {
             let page = try store.scan(partition: 1, after: cursor, limit: 3)
@@ -239,7 +239,7 @@ struct SQLiteObjectStoreTests {
             cursor = page.last?.objectKey
         }
         let expected = (0..<40).filter { $0 % 4 == 1 }
-            .map { StoredObject(bucket: "odd", key: "k\($0)", value: [UInt8($0)]) }
+            .map { StoredRecord(bucket: "odd", key: "k\($0)", value: [UInt8($0)]) }
             .sorted { ($0.bucket, $0.key) < ($1.bucket, $1.key) }
         #expect(pages.map(\.count) == [3, 3, 3, 1])
         #expect(pages.flatMap { $0 } == expected)

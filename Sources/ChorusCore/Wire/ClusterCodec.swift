@@ -10,7 +10,19 @@ public enum ClusterCodec {
         case pong = 5
         case keyOperation = 6
         case keyOperationReply = 7
+        case replicaWrite = 8
+        case replicaWriteReply = 9
+        case replicaRead = 10
+        case replicaReadReply = 11
+        case forward = 12
+        case forwardReply = 13
     }
+
+    /// Longest key or bucket name, in UTF-8 bytes (Riak and Cassandra allow more;
+    /// keys this long are a modelling mistake, not data).
+    public static let maxKeyBytes = 1024
+    /// Largest object or value on the wire; the HTTP layer's value limit is lower.
+    public static let maxObjectBytes = 64 << 20
 
     /// Most keys a keyring snapshot may carry.
     public static let maxKeys = 64
@@ -34,15 +46,19 @@ extension SWIMCodec.Writer {
     mutating func clusterMessage(_ message: ClusterMessage) {
         typealias FrameType = ClusterCodec.FrameType
         switch message {
-        case .pushPull(let joining, let state, let snapshot):
+        case .pushPull(let joining, let state, let snapshot, let parameters):
             u8(FrameType.pushPull.rawValue)
             u8(joining ? 1 : 0)
             members(state)
             self.keyring(snapshot)
-        case .pushPullReply(let state, let snapshot):
+            u32(parameters.partitions)
+            u64(parameters.bucketsDigest)
+        case .pushPullReply(let state, let snapshot, let parameters):
             u8(FrameType.pushPullReply.rawValue)
             members(state)
             self.keyring(snapshot)
+            u32(parameters.partitions)
+            u64(parameters.bucketsDigest)
         case .refused(let reason):
             u8(FrameType.refused.rawValue)
             string(reason)
@@ -61,7 +77,46 @@ extension SWIMCodec.Writer {
             u8(reply.error == nil ? 0 : 1)
             if let error = reply.error { string(error) }
             self.keyring(reply.keyring)
+        case .replicaWrite(let write):
+            u8(FrameType.replicaWrite.rawValue)
+            causalityBlob(Array(write.bucket.utf8))
+            causalityBlob(Array(write.key.utf8))
+            causalityBlob(write.object)
+        case .replicaWriteReply(let error):
+            u8(FrameType.replicaWriteReply.rawValue)
+            optionalText(error)
+        case .replicaRead(let bucket, let key):
+            u8(FrameType.replicaRead.rawValue)
+            causalityBlob(Array(bucket.utf8))
+            causalityBlob(Array(key.utf8))
+        case .replicaReadReply(let object, let error):
+            u8(FrameType.replicaReadReply.rawValue)
+            u8(object == nil ? 0 : 1)
+            if let object { causalityBlob(object) }
+            optionalText(error)
+        case .forward(let request):
+            u8(FrameType.forward.rawValue)
+            u8(request.operation.rawValue)
+            causalityBlob(Array(request.bucket.utf8))
+            causalityBlob(Array(request.key.utf8))
+            causalityBlob(request.value)
+            causalityBlob(Array(request.context.utf8))
+            string(request.r)
+            string(request.w)
+            u32(request.timeoutMilliseconds)
+            u8(request.forwarded ? 1 : 0)
+        case .forwardReply(let response):
+            u8(FrameType.forwardReply.rawValue)
+            u16(response.status)
+            causalityBlob(Array(response.context.utf8))
+            string(response.contentType)
+            causalityBlob(response.body)
         }
+    }
+
+    mutating func optionalText(_ text: String?) {
+        u8(text == nil ? 0 : 1)
+        if let text { causalityBlob(Array(text.utf8.prefix(4096))) }
     }
 }
 
@@ -75,10 +130,12 @@ extension SWIMCodec.Reader {
         case .pushPull:
             let joining = try bool()
             let state = try members()
-            message = .pushPull(joining: joining, state: state, keyring: try keyring())
+            let snapshot = try keyring()
+            message = .pushPull(joining: joining, state: state, keyring: snapshot, parameters: try parameters())
         case .pushPullReply:
             let state = try members()
-            message = .pushPullReply(state: state, keyring: try keyring())
+            let snapshot = try keyring()
+            message = .pushPullReply(state: state, keyring: snapshot, parameters: try parameters())
         case .refused:
             message = .refused(reason: try string())
         case .ping:
@@ -95,8 +152,61 @@ extension SWIMCodec.Reader {
         case .keyOperationReply:
             let error: String? = try bool() ? try string() : nil
             message = .keyOperationReply(KeyOperationReply(error: error, keyring: try keyring()))
+        case .replicaWrite:
+            let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
+            let key = try text(maxBytes: ClusterCodec.maxKeyBytes)
+            let object = try causalityBlob(maxBytes: ClusterCodec.maxObjectBytes)
+            message = .replicaWrite(ReplicaWrite(bucket: bucket, key: key, object: object))
+        case .replicaWriteReply:
+            message = .replicaWriteReply(error: try optionalText())
+        case .replicaRead:
+            let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
+            message = .replicaRead(bucket: bucket, key: try text(maxBytes: ClusterCodec.maxKeyBytes))
+        case .replicaReadReply:
+            let object = try bool() ? try causalityBlob(maxBytes: ClusterCodec.maxObjectBytes) : nil
+            message = .replicaReadReply(object: object, error: try optionalText())
+        case .forward:
+            let rawOperation = try u8()
+            guard let operation = KVOperation(rawValue: rawOperation) else {
+                throw .invalidValue("operation \(rawOperation)")
+            }
+            let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
+            let key = try text(maxBytes: ClusterCodec.maxKeyBytes)
+            let value = try causalityBlob(maxBytes: ClusterCodec.maxObjectBytes)
+            let context = try text(maxBytes: 1 << 20)
+            let r = try string()
+            let w = try string()
+            let timeout = try u32()
+            message = .forward(
+                KVRequest(
+                    operation: operation, bucket: bucket, key: key, value: value, context: context, r: r, w: w,
+                    timeoutMilliseconds: timeout, forwarded: try bool()))
+        case .forwardReply:
+            let status = try u16()
+            let context = try text(maxBytes: 1 << 20)
+            let contentType = try string()
+            message = .forwardReply(
+                KVResponse(
+                    status: status, context: context, contentType: contentType,
+                    body: try causalityBlob(maxBytes: ClusterCodec.maxObjectBytes)))
         }
         return message
+    }
+
+    /// A u32-length-prefixed UTF-8 string of at most `maxBytes` bytes.
+    mutating func text(maxBytes: Int) throws(WireError) -> String {
+        let bytes = try causalityBlob(maxBytes: maxBytes)
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .invalidValue("invalid UTF-8") }
+        return text
+    }
+
+    mutating func parameters() throws(WireError) -> ClusterParameters {
+        let partitions = try u32()
+        return ClusterParameters(partitions: partitions, bucketsDigest: try u64())
+    }
+
+    mutating func optionalText() throws(WireError) -> String? {
+        try bool() ? try text(maxBytes: 4096) : nil
     }
 }
 

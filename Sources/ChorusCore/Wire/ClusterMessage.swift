@@ -5,14 +5,39 @@ public enum ClusterMessage: Hashable, Sendable {
     /// Full-state exchange; `joining` when the sender is joining through us, so we
     /// may refuse it (duplicate name). The sender's keyring rides along so the newer
     /// keyring reaches a node that missed a rotation.
-    case pushPull(joining: Bool, state: [MemberUpdate], keyring: KeyringSnapshot)
-    case pushPullReply(state: [MemberUpdate], keyring: KeyringSnapshot)
+    case pushPull(joining: Bool, state: [MemberUpdate], keyring: KeyringSnapshot, parameters: ClusterParameters)
+    case pushPullReply(state: [MemberUpdate], keyring: KeyringSnapshot, parameters: ClusterParameters)
     case refused(reason: String)
     /// TCP fallback probe for a member UDP cannot reach.
     case ping(target: NodeID)
     case pong
     case keyOperation(KeyOperation)
     case keyOperationReply(KeyOperationReply)
+    /// Store this object (merged with what the replica holds); answered by
+    /// `replicaWriteReply` once durable.
+    case replicaWrite(ReplicaWrite)
+    /// Nil on success.
+    case replicaWriteReply(error: String?)
+    /// What does this replica store for the key?
+    case replicaRead(bucket: String, key: String)
+    /// `ObjectCodec` bytes, nil when the replica holds nothing; or an error.
+    case replicaReadReply(object: [UInt8]?, error: String?)
+    /// Coordinate this client request (sent to a home replica of the key).
+    case forward(KVRequest)
+    case forwardReply(KVResponse)
+}
+
+/// What every member of one cluster must agree on, compared at each push-pull.
+public struct ClusterParameters: Hashable, Sendable {
+    /// Partition count Q (fixed at cluster creation): a node with another is refused.
+    public var partitions: UInt32
+    /// `BucketTable.digest`: members with other bucket settings are logged.
+    public var bucketsDigest: UInt64
+
+    public init(partitions: UInt32, bucketsDigest: UInt64) {
+        self.partitions = partitions
+        self.bucketsDigest = bucketsDigest
+    }
 }
 
 /// A keyring as exchanged between members: base64 keys, primary first.

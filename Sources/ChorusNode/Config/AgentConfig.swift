@@ -25,13 +25,14 @@ public struct AgentConfig: Sendable {
     public var reconnectInterval: Duration
     /// Longest wait between attempts to join through the seeds (serf retry_interval grows to this).
     public var joinRetryMax: Duration
+    public var store: StoreSettings
 
     public init(
         name: String, dataDir: String, clusterName: String = "chorus", bind: Endpoint, advertise: Endpoint,
         httpAddr: Endpoint, httpToken: String? = nil, join: [Endpoint] = [], encryptKey: String? = nil,
         logLevel: String = "info", tags: [String: String] = [:], swim: SWIMSettings = SWIMSettings(),
         pushPullInterval: Duration = .seconds(30), reconnectInterval: Duration = .seconds(30),
-        joinRetryMax: Duration = .seconds(30)
+        joinRetryMax: Duration = .seconds(30), store: StoreSettings = StoreSettings()
     ) {
         self.name = name
         self.dataDir = dataDir
@@ -48,5 +49,48 @@ public struct AgentConfig: Sendable {
         self.pushPullInterval = pushPullInterval
         self.reconnectInterval = reconnectInterval
         self.joinRetryMax = joinRetryMax
+        self.store = store
+    }
+}
+
+/// The key-value store's settings (`[store]` and `[buckets.NAME]` in chorus.toml).
+public struct StoreSettings: Sendable {
+    public enum Sync: Sendable, Equatable {
+        /// Every commit group is fsynced before its writes are acknowledged.
+        case batch
+        /// Commits reach the OS at once (they survive `kill -9`) and are fsynced
+        /// every interval (a power loss may lose that much).
+        case periodic(Duration)
+    }
+
+    /// Partition count Q: fixed at cluster creation, checked at join.
+    public var partitions: Int
+    public var sync: Sync
+    /// Largest value a client may write (larger: 413).
+    public var maxValueBytes: Int
+    /// Default client request timeout (a request may ask for another).
+    public var requestTimeout: Duration
+    public var buckets: BucketTable
+
+    public init(
+        partitions: Int = Partitioner.defaultPartitionCount, sync: Sync = .batch, maxValueBytes: Int = 1 << 20,
+        requestTimeout: Duration = .seconds(5), buckets: BucketTable = BucketTable()
+    ) {
+        self.partitions = partitions
+        self.sync = sync
+        self.maxValueBytes = maxValueBytes
+        self.requestTimeout = requestTimeout
+        self.buckets = buckets
+    }
+}
+
+/// Bucket names: 1-64 characters of A-Z a-z 0-9 _ - . (they appear in URLs and logs).
+public enum BucketName {
+    public static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64
+            && name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x5F || byte == 0x2D || byte == 0x2E
+            }
     }
 }

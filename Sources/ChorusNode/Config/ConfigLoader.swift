@@ -18,6 +18,8 @@ public struct ConfigError: Error, CustomStringConvertible {
 public enum ConfigLoader {
     public enum Kind: Sendable {
         case string, endpoint, duration, integer, list, tags
+        /// `[buckets.NAME]` tables (file only).
+        case buckets
     }
 
     public struct Setting: Sendable {
@@ -57,6 +59,12 @@ public enum ConfigLoader {
         Setting(key: "gossip.join_retry_max", kind: .duration, help: "longest wait between join attempts"),
         Setting(key: "gossip.dead_reap_time", kind: .duration, help: "forget dead/stopped members after"),
         Setting(key: "gossip.left_reap_time", kind: .duration, help: "forget left members after"),
+        Setting(key: "store.partitions", kind: .integer, help: "partition count Q, fixed at cluster creation"),
+        Setting(key: "store.sync", kind: .string, help: "batch (fsync every commit group) or periodic"),
+        Setting(key: "store.sync_interval", kind: .duration, help: "fsync period when sync = periodic"),
+        Setting(key: "store.max_value_bytes", kind: .integer, help: "largest value a client may write"),
+        Setting(key: "store.request_timeout", kind: .duration, help: "default client request timeout"),
+        Setting(key: "buckets", kind: .buckets, help: "per-bucket n, r, w, conflicts ([buckets.NAME] tables)"),
     ]
 
     enum Source: CustomStringConvertible {
@@ -79,6 +87,7 @@ public enum ConfigLoader {
         case integer(Int)
         case list([String])
         case tags([String: String])
+        case buckets([String: BucketProperties])
     }
 
     struct Entry {
@@ -198,6 +207,11 @@ public enum ConfigLoader {
                         tags[tagKey] = string
                     }
                     raw = .tags(tags)
+                case .buckets:
+                    guard let inner = value.table else {
+                        throw ConfigError("\(source): buckets must be [buckets.NAME] tables")
+                    }
+                    raw = .buckets(try readBuckets(inner, path: path, lines: lines))
                 case .string, .endpoint, .duration:
                     guard let string = value.string else {
                         throw ConfigError("\(source): \(full) must be a string")
@@ -219,7 +233,7 @@ public enum ConfigLoader {
             case .text(let s): return (s, entry.source)
             case .integer(let i): return (String(i), entry.source)
             case .list(let l): return (l.joined(separator: ","), entry.source)
-            case .tags: return nil
+            case .tags, .buckets: return nil
             }
         }
         func string(_ key: String, default fallback: String) throws(ConfigError) -> String {
@@ -310,6 +324,22 @@ public enum ConfigLoader {
             throw ConfigError(
                 "\(text("log_level")!.1): log_level must be trace, debug, info, notice, warning or error")
         }
+        var buckets: [String: BucketProperties] = [:]
+        if let entry = entries["buckets"], case .buckets(let values) = entry.value { buckets = values }
+        let syncText = try string("store.sync", default: "batch")
+        let sync: StoreSettings.Sync
+        switch syncText {
+        case "batch": sync = .batch
+        case "periodic": sync = .periodic(try duration("store.sync_interval", default: .seconds(1)))
+        default: throw ConfigError("\(text("store.sync")!.1): store.sync must be \"batch\" or \"periodic\"")
+        }
+        let store = StoreSettings(
+            partitions: try integer("store.partitions", default: Partitioner.defaultPartitionCount, range: 1...65_536),
+            sync: sync,
+            maxValueBytes: try integer("store.max_value_bytes", default: 1 << 20, range: 1...(64 << 20)),
+            requestTimeout: try duration("store.request_timeout", default: .seconds(5)),
+            buckets: BucketTable(buckets: buckets))
+
         let name = try string("name", default: hostName)
         guard name.utf8.count <= 255 else { throw ConfigError("name must be at most 255 bytes") }
         return AgentConfig(
@@ -327,8 +357,65 @@ public enum ConfigLoader {
             swim: swim,
             pushPullInterval: try duration("gossip.push_pull_interval", default: .seconds(30)),
             reconnectInterval: try duration("gossip.reconnect_interval", default: .seconds(30)),
-            joinRetryMax: try duration("gossip.join_retry_max", default: .seconds(30))
+            joinRetryMax: try duration("gossip.join_retry_max", default: .seconds(30)),
+            store: store
         )
+    }
+}
+
+extension ConfigLoader {
+    /// `[buckets.NAME]` tables: `n`, `r`, `w`, `conflicts`, `sloppy`.
+    static func readBuckets(_ table: TOMLTable, path: String, lines: KeyLines) throws(ConfigError)
+        -> [String: BucketProperties]
+    {
+        var buckets: [String: BucketProperties] = [:]
+        for name in table.keys.sorted() {
+            let where_ = "\(path):\(lines.line(of: "buckets.\(name)") ?? 0)"
+            guard BucketName.isValid(name) else {
+                throw ConfigError("\(where_): bucket name '\(name)' must be 1-64 of A-Z a-z 0-9 _ - .")
+            }
+            guard let properties = table[name]?.table else {
+                throw ConfigError("\(where_): [buckets.\(name)] must be a table")
+            }
+            var bucket = BucketProperties()
+            for field in properties.keys.sorted() {
+                let value = properties[field]!
+                let at = "\(path):\(lines.line(of: "buckets.\(name).\(field)") ?? 0)"
+                switch field {
+                case "n":
+                    guard let n = value.int, (1...16).contains(n) else {
+                        throw ConfigError("\(at): buckets.\(name).n must be an integer from 1 to 16")
+                    }
+                    bucket.n = n
+                case "r", "w":
+                    let text = value.string ?? value.int.map(String.init) ?? ""
+                    guard let quorum = Quorum(parsing: text) else {
+                        throw ConfigError("\(at): buckets.\(name).\(field) must be one, quorum, all or a number")
+                    }
+                    if field == "r" { bucket.r = quorum } else { bucket.w = quorum }
+                case "conflicts":
+                    guard let text = value.string, let conflicts = BucketProperties.Conflicts(rawValue: text) else {
+                        throw ConfigError("\(at): buckets.\(name).conflicts must be \"siblings\" or \"lww\"")
+                    }
+                    bucket.conflicts = conflicts
+                case "sloppy":
+                    guard let flag = value.bool else {
+                        throw ConfigError("\(at): buckets.\(name).sloppy must be true or false")
+                    }
+                    bucket.sloppy = flag
+                default:
+                    throw ConfigError("\(at): unknown bucket setting 'buckets.\(name).\(field)'")
+                }
+            }
+            do {
+                _ = try bucket.r.required(outOf: bucket.n)
+                _ = try bucket.w.required(outOf: bucket.n)
+            } catch {
+                throw ConfigError("\(where_): buckets.\(name): \(error)")
+            }
+            buckets[name] = bucket
+        }
+        return buckets
     }
 }
 

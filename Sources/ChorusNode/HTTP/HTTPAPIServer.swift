@@ -9,10 +9,12 @@ import NIOPosix
 struct APIResponse: Sendable {
     var status: HTTPResponseStatus
     var body: [UInt8]
+    var contentType = "application/json"
+    var headers: [(String, String)] = []
 
     static func json<T: Encodable>(_ value: T, status: HTTPResponseStatus = .ok) -> APIResponse {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return APIResponse(status: status, body: Array(data) + [0x0A])
     }
@@ -35,20 +37,18 @@ struct APIRequest: Sendable {
 /// loopback by default; when `token` is set every request needs
 /// `Authorization: Bearer <token>`.
 final class HTTPAPIServer: Sendable {
-    /// Request bodies larger than this get 413.
-    static let maxBodyBytes = 1 << 20
-
     typealias Router = @Sendable (APIRequest, EventLoop) -> EventLoopFuture<APIResponse>
 
     static func bind(
-        on address: Endpoint, group: EventLoopGroup, token: String?, router: @escaping Router
+        on address: Endpoint, group: EventLoopGroup, token: String?, maxBodyBytes: Int, router: @escaping Router
     ) -> EventLoopFuture<Channel> {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
-                    try channel.pipeline.syncOperations.addHandler(RequestHandler(token: token, router: router))
+                    try channel.pipeline.syncOperations.addHandler(
+                        RequestHandler(token: token, maxBodyBytes: maxBodyBytes, router: router))
                 }
             }
             .bind(host: address.host, port: Int(address.port))
@@ -60,13 +60,15 @@ final class HTTPAPIServer: Sendable {
         typealias OutboundOut = HTTPServerResponsePart
 
         let token: String?
+        let maxBodyBytes: Int
         let router: Router
         private var head: HTTPRequestHead?
         private var body: [UInt8] = []
         private var tooLarge = false
 
-        init(token: String?, router: @escaping Router) {
+        init(token: String?, maxBodyBytes: Int, router: @escaping Router) {
             self.token = token
+            self.maxBodyBytes = maxBodyBytes
             self.router = router
         }
 
@@ -77,7 +79,7 @@ final class HTTPAPIServer: Sendable {
                 body = []
                 tooLarge = false
             case .body(var buffer):
-                if body.count + buffer.readableBytes > HTTPAPIServer.maxBodyBytes {
+                if body.count + buffer.readableBytes > maxBodyBytes {
                     tooLarge = true
                 } else if let bytes = buffer.readBytes(length: buffer.readableBytes) {
                     body += bytes
@@ -94,7 +96,8 @@ final class HTTPAPIServer: Sendable {
             let channel = context.channel
             let write: @Sendable (APIResponse) -> Void = { response in
                 var headers = HTTPHeaders()
-                headers.add(name: "Content-Type", value: "application/json")
+                headers.add(name: "Content-Type", value: response.contentType)
+                for (name, value) in response.headers { headers.add(name: name, value: value) }
                 headers.add(name: "Content-Length", value: String(response.body.count))
                 if !keepAlive { headers.add(name: "Connection", value: "close") }
                 channel.write(
@@ -109,7 +112,7 @@ final class HTTPAPIServer: Sendable {
                 }
             }
             if tooLarge {
-                write(.error(.payloadTooLarge, "request body exceeds \(HTTPAPIServer.maxBodyBytes) bytes"))
+                write(.error(.payloadTooLarge, "request body exceeds \(maxBodyBytes - 1) bytes (store.max_value_bytes)"))
                 return
             }
             if let token, head.headers.first(name: "Authorization") != "Bearer \(token)" {

@@ -2,6 +2,7 @@ import ChorusCore
 import ChorusCrypto
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -27,7 +28,7 @@ public final class MembershipService: @unchecked Sendable {
     private var replayWindow = ReplayWindow()
     private var counters = DatagramCounters()
     private let stateStore: NodeStateStore
-    private var persisted: NodeState
+    private var persistedIncarnation: UInt64
     private let bootID: UInt64
     private var datagramSequence: UInt64 = 0
     private var transport: GossipTransport?
@@ -37,6 +38,11 @@ public final class MembershipService: @unchecked Sendable {
     private var addressCache: [Endpoint: SocketAddress] = [:]
     private var departure: MemberStatus?
     private var joined = false
+    private let viewBox: NIOLockedValueBox<ClusterView>
+    /// Peers whose bucket settings differ from ours.
+    private var bucketDisagreements: Set<String> = []
+    /// Handles agent-to-agent requests that are not about membership (the store's).
+    var otherRequests: SessionHandler.RequestHandler?
     private var periodicTasks: [RepeatedTask] = []
     private let startedAt = NIODeadline.now()
     private var rng: SeededRandom
@@ -46,8 +52,8 @@ public final class MembershipService: @unchecked Sendable {
 
     /// Takes the data dir lock, loads (or mints) the node's identity and keyring,
     /// and bumps the persisted incarnation. Nothing is bound yet.
-    public init(
-        config: AgentConfig, group: EventLoopGroup, logger: Logger,
+    init(
+        config: AgentConfig, stateStore: NodeStateStore, group: EventLoopGroup, logger: Logger,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws(ConfigError) {
         self.config = config
@@ -59,19 +65,17 @@ public final class MembershipService: @unchecked Sendable {
         self.bootID = system.next()
         self.rng = SeededRandom(seed: system.next())
 
-        let store = NodeStateStore(dataDir: config.dataDir)
-        try store.lock()
-        var state = try store.loadOrCreate(name: config.name, clusterName: config.clusterName, using: &system)
-        state.name = config.name
-        state.incarnation += 1
+        let state = try stateStore.loadOrCreate(
+            clusterName: config.clusterName, partitions: config.store.partitions, using: &system)
+        let incarnation = state.incarnation + 1
         do {
-            try store.save(state)
+            try stateStore.saveIncarnation(incarnation)
         } catch {
             throw ConfigError("cannot persist node state: \(error)")
         }
-        self.stateStore = store
-        self.persisted = state
-        let id = NodeID(hex: state.id)!
+        self.stateStore = stateStore
+        self.persistedIncarnation = incarnation
+        let id = state.id
 
         self.keyringPath = config.dataDir + "/keyring.json"
         let keyring = try Self.loadKeyring(path: keyringPath, seed: config.encryptKey)
@@ -79,10 +83,15 @@ public final class MembershipService: @unchecked Sendable {
         self.localID = id
 
         let myself = Member(
-            id: id, name: config.name, address: config.advertise, incarnation: state.incarnation, status: .alive,
+            id: id, name: config.name, address: config.advertise, incarnation: incarnation, status: .alive,
             tags: config.tags.merging(["http": config.httpAddr.description]) { mine, _ in mine })
         self.swim = SWIMInstance(
             myself: myself, settings: config.swim, seed: system.next(), now: Self.monotonicNow())
+        self.viewBox = NIOLockedValueBox(
+            ClusterView(
+                members: [id: myself],
+                placement: PlacementTable(
+                    partitioner: Partitioner(partitionCount: config.store.partitions), ring: [id])))
         let loop = self.loop
         self.sessions = SessionPool(
             group: group, sealer: sealer, localID: id, maxClockDistance: replayWindow.maxClockDistance,
@@ -139,7 +148,7 @@ public final class MembershipService: @unchecked Sendable {
                     "agent started",
                     metadata: [
                         "id": "\(localID)", "bind": "\(config.bind)", "advertise": "\(config.advertise)",
-                        "incarnation": "\(persisted.incarnation)", "keys": "\(sealer.keyring.keys.count)",
+                        "incarnation": "\(persistedIncarnation)", "keys": "\(sealer.keyring.keys.count)",
                     ])
                 scheduleTick()
                 periodicTasks.append(
@@ -204,6 +213,8 @@ public final class MembershipService: @unchecked Sendable {
     }
 
     private func execute(_ effects: [SWIMEffect]) {
+        var membershipChanged = false
+        defer { if membershipChanged { publishView() } }
         for effect in effects {
             switch effect {
             case .send(let messages, let address):
@@ -211,6 +222,7 @@ public final class MembershipService: @unchecked Sendable {
             case .probeOverTCP(let sequence, let target, let address):
                 probeOverTCP(sequence: sequence, target: target, address: address)
             case .memberChanged(let change):
+                membershipChanged = true
                 logChange(change)
             }
         }
@@ -235,10 +247,10 @@ public final class MembershipService: @unchecked Sendable {
     /// further, so a restart never reuses it.
     private func persistIncarnationIfRaised() {
         let incarnation = swim.myself.incarnation
-        guard incarnation > persisted.incarnation else { return }
-        persisted.incarnation = incarnation
+        guard incarnation > persistedIncarnation else { return }
+        persistedIncarnation = incarnation
         do {
-            try stateStore.save(persisted)
+            try stateStore.saveIncarnation(incarnation)
         } catch {
             logger.error("cannot persist incarnation", metadata: ["error": "\(error)"])
         }
@@ -330,8 +342,13 @@ public final class MembershipService: @unchecked Sendable {
     {
         counters.tcpRequestsIn += 1
         switch message {
-        case .pushPull(let joining, let state, let keyring):
+        case .pushPull(let joining, let state, let keyring, let parameters):
             if joining, let joiner = state.first(where: { $0.id == peer }) {
+                if let mismatch = parameterMismatch(parameters) {
+                    logger.warning(
+                        "refused join", metadata: ["name": "\(joiner.name)", "address": "\(joiner.address)", "reason": "\(mismatch)"])
+                    return loop.makeSucceededFuture(.refused(reason: mismatch))
+                }
                 if case .refuse(let reason) = swim.admit(joiner) {
                     logger.warning(
                         "refused join", metadata: ["name": "\(joiner.name)", "address": "\(joiner.address)", "reason": "\(reason)"])
@@ -339,14 +356,22 @@ public final class MembershipService: @unchecked Sendable {
                 }
             }
             adoptKeyringIfNewer(keyring, from: remote.map { "\($0)" } ?? "?")
-            let reply = ClusterMessage.pushPullReply(state: swim.fullState(), keyring: snapshot(of: sealer.keyring))
+            noteBucketAgreement(parameters, peer: state.first(where: { $0.id == peer })?.name ?? "\(peer)")
+            let reply = ClusterMessage.pushPullReply(
+                state: swim.fullState(), keyring: snapshot(of: sealer.keyring), parameters: localParameters())
             execute(swim.mergeFullState(state, now: Self.monotonicNow()))
             return loop.makeSucceededFuture(reply)
         case .ping(let target):
             return loop.makeSucceededFuture(target == localID ? .pong : .refused(reason: "not the probed node"))
         case .keyOperation(let operation):
             return loop.makeSucceededFuture(.keyOperationReply(applyKeyOperation(operation)))
-        case .pushPullReply, .refused, .pong, .keyOperationReply:
+        case .replicaWrite, .replicaRead, .forward:
+            guard let handler = otherRequests else {
+                return loop.makeSucceededFuture(.refused(reason: "this node does not serve keys yet"))
+            }
+            return handler(message, peer, remote)
+        case .pushPullReply, .refused, .pong, .keyOperationReply, .replicaWriteReply, .replicaReadReply,
+            .forwardReply:
             counters.dropTCP("unexpected")
             return loop.makeSucceededFuture(.refused(reason: "not a request"))
         }
@@ -358,12 +383,14 @@ public final class MembershipService: @unchecked Sendable {
     private func pushPull(with address: Endpoint, joining: Bool) -> EventLoopFuture<Void> {
         counters.tcpRequestsOut += 1
         let request = ClusterMessage.pushPull(
-            joining: joining, state: swim.fullState(), keyring: snapshot(of: sealer.keyring))
+            joining: joining, state: swim.fullState(), keyring: snapshot(of: sealer.keyring), parameters: localParameters())
         return sessions.request(request, to: address, timeout: .seconds(10)).hop(to: loop).flatMapThrowing {
             [self] reply in
             switch reply {
-            case .pushPullReply(let state, let keyring):
+            case .pushPullReply(let state, let keyring, let parameters):
+                if let mismatch = parameterMismatch(parameters) { throw JoinRefused(reason: mismatch) }
                 adoptKeyringIfNewer(keyring, from: "\(address)")
+                noteBucketAgreement(parameters, peer: "\(address)")
                 execute(swim.mergeFullState(state, now: Self.monotonicNow()))
             case .refused(let reason):
                 throw JoinRefused(reason: reason)
@@ -436,6 +463,51 @@ public final class MembershipService: @unchecked Sendable {
         guard let peer = candidates.randomElement(using: &rng) else { return }
         pushPull(with: peer.address, joining: false).whenFailure { [self] error in
             logger.debug("reconnect failed", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: - The view other services read
+
+    /// The members and the partition placement as this node sees them now.
+    public var view: ClusterView { viewBox.withLockedValue { $0 } }
+
+    /// Publishes the current members; placement is recomputed only when the ring
+    /// (every member that has not left) changed, not on every failure or recovery.
+    private func publishView() {
+        var members: [NodeID: Member] = [:]
+        for member in swim.members { members[member.id] = member }
+        viewBox.withLockedValue { view in
+            let ring = Set(members.values.filter { $0.status != .left }.map(\.id))
+            if ring != Set(view.placement.nodes) {
+                view.placement = PlacementTable(partitioner: view.placement.partitioner, ring: ring)
+            }
+            view.members = members
+        }
+    }
+
+    // MARK: - Cluster parameters
+
+    private func localParameters() -> ClusterParameters {
+        ClusterParameters(
+            partitions: UInt32(config.store.partitions), bucketsDigest: config.store.buckets.digest)
+    }
+
+    /// Why a peer with `parameters` cannot be in this node's cluster, if it cannot.
+    private func parameterMismatch(_ parameters: ClusterParameters) -> String? {
+        guard parameters.partitions != UInt32(config.store.partitions) else { return nil }
+        return
+            "partition count \(parameters.partitions) differs from this cluster's \(config.store.partitions) (store.partitions is fixed when a cluster is created)"
+    }
+
+    /// Members should share bucket settings; a difference is logged once per peer
+    /// and shown by `chorus status`.
+    private func noteBucketAgreement(_ parameters: ClusterParameters, peer: String) {
+        if parameters.bucketsDigest == config.store.buckets.digest {
+            bucketDisagreements.remove(peer)
+        } else if bucketDisagreements.insert(peer).inserted {
+            logger.warning(
+                "bucket settings differ from a member's; every member should have the same [buckets.*]",
+                metadata: ["peer": "\(peer)"])
         }
     }
 

@@ -1,32 +1,35 @@
 import ChorusCore
+import ChorusStorage
 import Foundation
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// This node's persistent identity: its id and the highest incarnation it has
-/// used, in `<data_dir>/node.json`. A restart always comes back with a higher
-/// incarnation than any state it gossiped before (SWIM §4.2: only the member
-/// itself raises its incarnation, so it must never reuse one).
-struct NodeState: Codable, Equatable {
-    var id: String
-    var name: String
+/// This node's persistent identity, kept in the store's `meta` table (DESIGN §8):
+/// its id, the highest incarnation it has used, the cluster name and the
+/// partition count Q. A restart always comes back with a higher incarnation than
+/// any state it gossiped before (SWIM §4.2: only the member itself raises its
+/// incarnation, so it must never reuse one).
+struct NodeState: Equatable {
+    var id: NodeID
     var clusterName: String
+    var partitions: Int
     var incarnation: UInt64
 }
 
-final class NodeStateStore {
+/// The data dir: its lock, its database, and the node state in it.
+final class NodeStateStore: Sendable {
     let dataDir: String
-    private var lockDescriptor: Int32 = -1
-    var path: String { dataDir + "/node.json" }
+    let store: SQLiteObjectStore
+    private let lockDescriptor: Int32
 
-    init(dataDir: String) {
+    var databasePath: String { dataDir + "/chorus.db" }
+
+    /// Creates the data dir if needed, takes its lock (two agents never share one)
+    /// and opens its database; a corrupt or foreign database stops here.
+    init(dataDir: String, sync: StoreSettings.Sync) throws(ConfigError) {
         self.dataDir = dataDir
-    }
-
-    /// Creates the data dir if needed and takes its lock, so two agents never share one.
-    func lock() throws(ConfigError) {
         do {
             try FileManager.default.createDirectory(
                 atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -39,38 +42,71 @@ final class NodeStateStore {
             close(fd)
             throw ConfigError("data dir \(dataDir) is in use by another chorus agent")
         }
-        lockDescriptor = fd
+        self.lockDescriptor = fd
+        let policy: SyncPolicy
+        switch sync {
+        case .batch: policy = .batch
+        case .periodic(let interval): policy = .periodic(interval)
+        }
+        do {
+            self.store = try SQLiteObjectStore(path: dataDir + "/chorus.db", sync: policy)
+        } catch {
+            close(fd)
+            throw ConfigError("\(error)")
+        }
     }
 
-    /// Loads the state, or mints a new identity for a new data dir.
-    func loadOrCreate(name: String, clusterName: String, using generator: inout some RandomNumberGenerator)
+    /// Loads the state, or mints a new identity for a new data dir. The cluster
+    /// name and Q recorded at creation must match the configuration.
+    func loadOrCreate(clusterName: String, partitions: Int, using generator: inout some RandomNumberGenerator)
         throws(ConfigError) -> NodeState
     {
-        guard FileManager.default.fileExists(atPath: path) else {
-            return NodeState(
-                id: NodeID(using: &generator).description, name: name, clusterName: clusterName, incarnation: 0)
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError("cannot read \(path)")
-        }
-        let state: NodeState
         do {
-            state = try JSONDecoder().decode(NodeState.self, from: data)
+            guard let idBytes = try store.meta(MetaName.nodeID) else {
+                let state = NodeState(
+                    id: NodeID(using: &generator), clusterName: clusterName, partitions: partitions, incarnation: 0)
+                try store.setMeta(MetaName.clusterName, Array(clusterName.utf8))
+                try store.setMeta(MetaName.partitionCount, Self.encode(UInt64(partitions)))
+                try store.setMeta(MetaName.incarnation, Self.encode(0))
+                try store.setMeta(MetaName.nodeID, Array(state.id.description.utf8))
+                return state
+            }
+            guard let id = NodeID(hex: String(decoding: idBytes, as: UTF8.self)),
+                let storedCluster = try store.meta(MetaName.clusterName).map({ String(decoding: $0, as: UTF8.self) }),
+                let storedPartitions = try store.meta(MetaName.partitionCount).flatMap(Self.decode),
+                let incarnation = try store.meta(MetaName.incarnation).flatMap(Self.decode)
+            else {
+                throw ConfigError(
+                    "\(databasePath) holds incomplete node state; restore it from a backup or remove the data dir to start as a new node"
+                )
+            }
+            guard storedCluster == clusterName else {
+                throw ConfigError("data dir \(dataDir) belongs to cluster '\(storedCluster)', not '\(clusterName)'")
+            }
+            guard storedPartitions == UInt64(partitions) else {
+                throw ConfigError(
+                    "data dir \(dataDir) was created with store.partitions = \(storedPartitions), not \(partitions); the partition count is fixed when a cluster is created"
+                )
+            }
+            return NodeState(id: id, clusterName: clusterName, partitions: partitions, incarnation: incarnation)
+        } catch let error as ConfigError {
+            throw error
         } catch {
-            throw ConfigError("\(path) is corrupt (\(error)); restore it or remove the data dir to start as a new node")
+            throw ConfigError("\(error)")
         }
-        guard NodeID(hex: state.id) != nil else { throw ConfigError("\(path) holds an invalid node id") }
-        guard state.clusterName == clusterName else {
-            throw ConfigError(
-                "data dir \(dataDir) belongs to cluster '\(state.clusterName)', not '\(clusterName)'")
-        }
-        return state
     }
 
-    func save(_ state: NodeState) throws(AtomicFile.WriteError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = (try? encoder.encode(state)) ?? Data()
-        try AtomicFile.write(Array(data) + [0x0A], to: path)
+    /// Durably records a raised incarnation.
+    func saveIncarnation(_ incarnation: UInt64) throws(StoreError) {
+        try store.setMeta(MetaName.incarnation, Self.encode(incarnation))
+    }
+
+    private static func encode(_ value: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) }
+    }
+
+    private static func decode(_ bytes: [UInt8]) -> UInt64? {
+        guard bytes.count == 8 else { return nil }
+        return bytes.reduce(0) { $0 << 8 | UInt64($1) }
     }
 }

@@ -1,0 +1,60 @@
+import ChorusCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// `/v1/kv/{bucket}/{key}` (DESIGN §9): GET, PUT and DELETE, with `r`, `w` and
+/// `timeout` parameters, the causal context in `X-Chorus-Context`, and
+/// `?replica=local` for a read of only this node's copy.
+enum KVRoutes {
+    static let contextHeader = "X-Chorus-Context"
+
+    static func route(_ request: APIRequest, kv: KVService, loop: EventLoop) -> EventLoopFuture<APIResponse> {
+        let rest = request.path.dropFirst("/v1/kv/".count)
+        guard let slash = rest.firstIndex(of: "/"),
+            let bucket = String(rest[..<slash]).removingPercentEncoding,
+            let key = String(rest[rest.index(after: slash)...]).removingPercentEncoding,
+            !bucket.isEmpty, !key.isEmpty
+        else {
+            return loop.makeSucceededFuture(.error(.badRequest, "path must be /v1/kv/{bucket}/{key}"))
+        }
+        let operation: KVOperation
+        switch request.method {
+        case .GET: operation = .get
+        case .PUT, .POST: operation = .put
+        case .DELETE: operation = .delete
+        default:
+            return loop.makeSucceededFuture(.error(.methodNotAllowed, "\(request.method) not allowed on keys"))
+        }
+        for name in request.query.keys where !["r", "w", "timeout", "replica"].contains(name) {
+            return loop.makeSucceededFuture(.error(.badRequest, "unknown parameter '\(name)'"))
+        }
+        if let replica = request.query["replica"] {
+            guard replica == "local", operation == .get else {
+                return loop.makeSucceededFuture(.error(.badRequest, "replica=local is for GET only"))
+            }
+            return kv.localRead(bucket: bucket, key: key).map(response)
+        }
+        var timeout = kv.settings.requestTimeout
+        if let text = request.query["timeout"] {
+            guard let parsed = DurationParsing.parse(text) ?? Int(text).map({ Duration.milliseconds($0) }) else {
+                return loop.makeSucceededFuture(
+                    .error(.badRequest, "timeout must be a duration like 500ms or 2s, got '\(text)'"))
+            }
+            timeout = parsed
+        }
+        let milliseconds = timeout.nanosecondsClamped / 1_000_000
+        let kvRequest = KVRequest(
+            operation: operation, bucket: bucket, key: key, value: operation == .put ? request.body : [],
+            context: request.headers.first(name: contextHeader) ?? "", r: request.query["r"] ?? "",
+            w: request.query["w"] ?? "", timeoutMilliseconds: UInt32(clamping: max(0, milliseconds)))
+        return kv.handle(kvRequest).map(response)
+    }
+
+    static func response(_ kv: KVResponse) -> APIResponse {
+        var response = APIResponse(
+            status: HTTPResponseStatus(statusCode: Int(kv.status)), body: kv.body, contentType: kv.contentType)
+        if !kv.context.isEmpty { response.headers.append((contextHeader, kv.context)) }
+        return response
+    }
+}

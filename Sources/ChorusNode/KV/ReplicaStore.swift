@@ -1,0 +1,126 @@
+import ChorusCore
+import ChorusStorage
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A replica's objects: DVV-versioned values in the durable store. Every change
+/// is a read-merge-write inside one store transaction, so concurrent writes to a
+/// key on one replica never lose each other.
+final class ReplicaStore: Sendable {
+    typealias Object = ChorusCore.StoredObject
+
+    /// Warn about a key with this many siblings (Riak's `max_siblings` warning).
+    static let siblingWarning = 25
+    /// Refuse writes that would leave a key with more siblings than this.
+    static let siblingLimit = 100
+
+    enum WriteError: Error, CustomStringConvertible {
+        case tooManySiblings(Int)
+        case storage(StoreError)
+        case corruptObject(String)
+
+        var description: String {
+            switch self {
+            case .tooManySiblings(let count):
+                "the key would have \(count) siblings (limit \(ReplicaStore.siblingLimit)); read it and write back with its context to resolve them"
+            case .storage(let error): "\(error)"
+            case .corruptObject(let reason): "stored object is unreadable: \(reason)"
+            }
+        }
+    }
+
+    let store: any ObjectStore
+    let buckets: BucketTable
+    let partitioner: Partitioner
+    let readers: NIOThreadPool
+
+    init(store: any ObjectStore, buckets: BucketTable, partitioner: Partitioner, readers: NIOThreadPool) {
+        self.store = store
+        self.buckets = buckets
+        self.partitioner = partitioner
+        self.readers = readers
+    }
+
+    /// What this replica holds for the key (read on the reader pool, never the event loop).
+    func read(bucket: String, key: String, on loop: EventLoop) -> EventLoopFuture<Object?> {
+        let store = self.store
+        return readers.runIfActive(eventLoop: loop) {
+            guard let bytes = try store.get(bucket: bucket, key: key) else { return nil }
+            return try ObjectCodec.decode(bytes)
+        }
+    }
+
+    /// Coordinator write (Dynamo §4.5, DVV §5): merges the client's value (or a
+    /// tombstone), written with the context it read, into the stored object and mints
+    /// this replica's next dot. Completes with the new object once durable.
+    func coordinate(
+        bucket: String, key: String, value: [UInt8]?, context: VersionVector, replica: NodeID,
+        mintStamp: @escaping @Sendable (Object?) -> LWWStamp, on loop: EventLoop
+    ) -> EventLoopFuture<Object> {
+        let lww = buckets.properties(of: bucket).conflicts == .lww
+        return change(bucket: bucket, key: key, on: loop) { stored in
+            var object = stored ?? Object()
+            // Minted against what is stored, so in LWW buckets a write made after a
+            // read is ordered after what it read.
+            let stamp = mintStamp(stored)
+            switch (value, lww) {
+            case (let data?, false): object.put(data, context: context, replica: replica, stamp: stamp)
+            case (nil, false): object.delete(context: context, replica: replica, stamp: stamp)
+            case (let data?, true): object.lwwPut(data, context: context, replica: replica, stamp: stamp)
+            case (nil, true): object.lwwDelete(context: context, replica: replica, stamp: stamp)
+            }
+            return object
+        }
+    }
+
+    /// Replica write: merges an object pushed by a coordinator, read repair or
+    /// handoff into what this replica holds (DVV sync), durably.
+    func merge(bucket: String, key: String, incoming: Object, on loop: EventLoop) -> EventLoopFuture<Object> {
+        let lww = buckets.properties(of: bucket).conflicts == .lww
+        return change(bucket: bucket, key: key, on: loop) { stored in
+            guard let stored else { return lww ? incoming.lwwResolved() : incoming }
+            // LWW objects merge by stamp, not by dot: a plain sync can keep the loser
+            // when the winner moved slots (a flaw of Riak's dvvset:lww).
+            return lww ? stored.lwwMerged(incoming) : stored.merged(incoming)
+        }
+    }
+
+    private func change(
+        bucket: String, key: String, on loop: EventLoop, _ body: @escaping @Sendable (Object?) -> Object
+    ) -> EventLoopFuture<Object> {
+        let promise = loop.makePromise(of: Object.self)
+        let outcome = NIOLockedValueBox<Result<Object, WriteError>?>(nil)
+        store.update(
+            bucket: bucket, key: key, partition: partitioner.partition(bucket: bucket, key: key),
+            { stored in
+                let current: Object?
+                do {
+                    current = try stored.map { try ObjectCodec.decode($0) }
+                } catch {
+                    outcome.withLockedValue { $0 = .failure(.corruptObject("\(error)")) }
+                    return nil
+                }
+                let next = body(current)
+                if next.siblingCount > Self.siblingLimit, next.siblingCount > (current?.siblingCount ?? 0) {
+                    outcome.withLockedValue { $0 = .failure(.tooManySiblings(next.siblingCount)) }
+                    return nil
+                }
+                outcome.withLockedValue { $0 = .success(next) }
+                return ObjectCodec.encode(next)
+            },
+            completion: { result in
+                switch result {
+                case .failure(let error):
+                    promise.fail(WriteError.storage(error))
+                case .success:
+                    switch outcome.withLockedValue({ $0 }) {
+                    case .success(let object)?: promise.succeed(object)
+                    case .failure(let error)?: promise.fail(error)
+                    case nil: promise.fail(WriteError.corruptObject("no outcome"))
+                    }
+                }
+            })
+        return promise.futureResult
+    }
+}
