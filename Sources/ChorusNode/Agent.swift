@@ -104,6 +104,8 @@ public enum Agent {
                 loop.scheduleTask(in: .milliseconds(100)) { exit(0) }
                 return .json(["status": "left"])
             }
+        case (.GET, "/v1/ring"):
+            return loop.makeSucceededFuture(.json(ringView(service.view, config: service.config, request: request)))
         case (.GET, "/v1/keys"):
             return service.keyOperation(.list, key: "").map { .json($0) }
         case (.POST, _) where path.hasPrefix("/v1/keys/"):
@@ -118,11 +120,35 @@ public enum Agent {
             return service.keyOperation(kind, key: body.key).map { results in
                 .json(results, status: results.allSatisfy(\.ok) ? .ok : .multiStatus)
             }
-        case (_, "/v1/members"), (_, "/v1/status"), (_, "/v1/leave"), (_, "/v1/keys"):
+        case (_, "/v1/members"), (_, "/v1/status"), (_, "/v1/leave"), (_, "/v1/keys"), (_, "/v1/ring"):
             return loop.makeSucceededFuture(
                 .error(.methodNotAllowed, "\(request.method) not allowed on \(request.path)"))
         default:
             return loop.makeSucceededFuture(.error(.notFound, "no such endpoint: \(request.path)"))
         }
+    }
+
+    /// `GET /v1/ring[?bucket=B&key=K]`: each node's share of partitions, and where a key lives.
+    static func ringView(_ view: ClusterView, config: AgentConfig, request: APIRequest) -> RingView {
+        let bucket = request.query["bucket"] ?? BucketProperties.defaultBucketName
+        let n = config.store.buckets.properties(of: bucket).n
+        let shares = view.placement.shares(n: n)
+        let nodes = view.placement.nodes.map { id in
+            let member = view.members[id]
+            return RingView.Node(
+                name: member?.name ?? id.description, id: id.description, status: member?.status.description ?? "unknown",
+                primary: shares[id]?.primary ?? 0, replica: shares[id]?.replica ?? 0)
+        }
+        var key: RingView.Key?
+        if let name = request.query["key"] {
+            let partition = view.placement.partitioner.partition(bucket: bucket, key: name)
+            let ranking = view.placement.ranking(of: partition)
+            key = RingView.Key(
+                bucket: bucket, key: name, partition: partition,
+                replicas: ranking.prefix(n).map { view.members[$0]?.name ?? $0.description },
+                fallbacks: ranking.dropFirst(n).map { view.members[$0]?.name ?? $0.description })
+        }
+        return RingView(
+            partitions: view.placement.partitioner.partitionCount, n: n, bucket: bucket, nodes: nodes, key: key)
     }
 }

@@ -6,7 +6,8 @@ struct Chorus: ParsableCommand {
         commandName: "chorus",
         abstract: "A leaderless replicated store for bare Linux hosts.",
         subcommands: [
-            AgentCommand.self, MembersCommand.self, StatusCommand.self, LeaveCommand.self, KeygenCommand.self,
+            AgentCommand.self, MembersCommand.self, GetCommand.self, PutCommand.self, DeleteCommand.self,
+            RingCommand.self, StatusCommand.self, LeaveCommand.self, KeygenCommand.self,
             KeysCommand.self, SimCommand.self,
         ])
 }

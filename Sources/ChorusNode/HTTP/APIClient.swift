@@ -12,6 +12,7 @@ public struct APIClient: Sendable {
 
     public struct Response: Sendable {
         public var status: Int
+        public var headers: [(String, String)]
         public var body: [UInt8]
     }
 
@@ -25,7 +26,9 @@ public struct APIClient: Sendable {
         self.timeout = timeout
     }
 
-    public func request(_ method: HTTPMethod, _ path: String, body: [UInt8] = []) throws(Failure) -> Response {
+    public func request(_ method: HTTPMethod, _ path: String, body: [UInt8] = [], headers extra: [(String, String)] = [])
+        throws(Failure) -> Response
+    {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let loop = group.next()
@@ -52,6 +55,7 @@ public struct APIClient: Sendable {
                 headers.add(name: "Connection", value: "close")
                 if !body.isEmpty { headers.add(name: "Content-Type", value: "application/json") }
                 if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+                for (name, value) in extra { headers.add(name: name, value: value) }
                 channel.write(
                     HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)),
                     promise: nil)
@@ -83,6 +87,7 @@ public struct APIClient: Sendable {
         typealias InboundIn = HTTPClientResponsePart
         let promise: EventLoopPromise<Response>
         private var status = 0
+        private var headers: [(String, String)] = []
         private var body: [UInt8] = []
 
         init(promise: EventLoopPromise<Response>) {
@@ -91,9 +96,11 @@ public struct APIClient: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
-            case .head(let head): status = Int(head.status.code)
+            case .head(let head):
+                status = Int(head.status.code)
+                headers = head.headers.map { ($0.name, $0.value) }
             case .body(var buffer): body += buffer.readBytes(length: buffer.readableBytes) ?? []
-            case .end: promise.succeed(Response(status: status, body: body))
+            case .end: promise.succeed(Response(status: status, headers: headers, body: body))
             }
         }
 

@@ -98,3 +98,32 @@ public struct KeyOperationResult: Codable, Sendable, Equatable {
         self.keys = []
     }
 }
+
+/// The partition placement, as `GET /v1/ring` and `chorus ring` show it.
+public struct RingView: Codable, Sendable, Equatable {
+    public struct Node: Codable, Sendable, Equatable {
+        public var name: String
+        public var id: String
+        public var status: String
+        /// Partitions this node is the first home replica of.
+        public var primary: Int
+        /// Partitions this node is one of the n home replicas of.
+        public var replica: Int
+    }
+
+    public struct Key: Codable, Sendable, Equatable {
+        public var bucket: String
+        public var key: String
+        public var partition: Int
+        /// Home replicas, in preference order.
+        public var replicas: [String]
+        /// The rest of the ranking: where hinted writes go when home replicas are down.
+        public var fallbacks: [String]
+    }
+
+    public var partitions: Int
+    public var n: Int
+    public var bucket: String
+    public var nodes: [Node]
+    public var key: Key?
+}

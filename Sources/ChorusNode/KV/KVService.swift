@@ -182,7 +182,9 @@ final class KVService: Sendable {
             let (acknowledged, failures, answered) = state.withLockedValue { ($0.acknowledged, $0.failures, $0.answered) }
             if acknowledged >= required {
                 promise.succeed(ReplicationOutcome(met: true, acknowledged: acknowledged, failures: failures))
-            } else if acknowledged + (total - answered) < required {
+            } else if answered == total {
+                // A quorum that can no longer be met still waits for the replies in
+                // flight, so the error names how many replicas really acknowledged.
                 promise.succeed(ReplicationOutcome(met: false, acknowledged: acknowledged, failures: failures))
             }
         }
@@ -282,7 +284,7 @@ final class KVService: Sendable {
                     let merged = state.merged
                     return Self.readResponse(merged, clusterName: clusterName)
                 }
-                if state.succeeded + (total - state.answered) < required {
+                if state.answered == total {
                     state.done = true
                     return Self.quorumFailure(
                         "read", acknowledged: state.succeeded, required: required, n: total, failures: state.failures)
