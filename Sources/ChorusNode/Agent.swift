@@ -58,7 +58,8 @@ public enum Agent {
                 router: { request, loop in route(request, service: service, kv: kv, loop: loop, exit: exit) }
             ).wait()
         } catch {
-            logger.critical("cannot bind: \(error)", metadata: ["bind": "\(config.bind)", "http": "\(config.httpAddr)"])
+            logger.critical(
+                "cannot bind: \(error)", metadata: ["bind": "\(config.bind)", "http": "\(config.httpAddr)"])
             return 1
         }
         logger.info("HTTP API listening", metadata: ["address": "\(config.httpAddr)"])
@@ -136,7 +137,8 @@ public enum Agent {
         let nodes = view.placement.nodes.map { id in
             let member = view.members[id]
             return RingView.Node(
-                name: member?.name ?? id.description, id: id.description, status: member?.status.description ?? "unknown",
+                name: member?.name ?? id.description, id: id.description,
+                status: member?.status.description ?? "unknown",
                 primary: shares[id]?.primary ?? 0, replica: shares[id]?.replica ?? 0)
         }
         var key: RingView.Key?

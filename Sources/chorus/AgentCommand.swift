@@ -11,11 +11,11 @@ struct AgentCommand: ParsableCommand {
             (later wins). Every setting of the file has a flag and a variable:
 
             """
-            + ConfigLoader.settings.map { setting in
-                let flag = "--\(setting.flag) VALUE".padding(toLength: 38, withPad: " ", startingAt: 0)
-                return "  \(flag) \(setting.environmentVariable)\n      \(setting.key): \(setting.help)"
-            }.joined(separator: "\n")
-            + "\n\n--join and --tag (k=v) may repeat; their variables take comma-separated lists.")
+                + ConfigLoader.settings.map { setting in
+                    let flag = "--\(setting.flag) VALUE".padding(toLength: 38, withPad: " ", startingAt: 0)
+                    return "  \(flag) \(setting.environmentVariable)\n      \(setting.key): \(setting.help)"
+                }.joined(separator: "\n")
+                + "\n\n--join and --tag (k=v) may repeat; their variables take comma-separated lists.")
 
     @Option(name: .long, help: "Path of a chorus.toml config file.")
     var config: String?
@@ -39,7 +39,9 @@ struct AgentCommand: ParsableCommand {
             throw ExitCode(2)
         }
         if checkConfig {
-            print("configuration OK: name=\(loaded.name) bind=\(loaded.bind) advertise=\(loaded.advertise) http=\(loaded.httpAddr) data_dir=\(loaded.dataDir)")
+            print(
+                "configuration OK: name=\(loaded.name) bind=\(loaded.bind) advertise=\(loaded.advertise) http=\(loaded.httpAddr) data_dir=\(loaded.dataDir)"
+            )
             return
         }
         let status = Agent.run(config: loaded)

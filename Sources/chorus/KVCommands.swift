@@ -13,7 +13,8 @@ private func segment(_ text: String) -> String {
 
 private func keyPath(_ bucket: String, _ key: String, _ query: [String: String?]) -> String {
     let parameters = query.compactMap { name, value in value.map { "\(name)=\(segment($0))" } }.sorted()
-    return "/v1/kv/\(segment(bucket))/\(segment(key))" + (parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&"))
+    return "/v1/kv/\(segment(bucket))/\(segment(key))"
+        + (parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&"))
 }
 
 /// The JSON body of a 300 answer.
@@ -47,7 +48,8 @@ private func contextOf(_ response: APIClient.Response) -> String? {
 struct GetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get", abstract: "Read a key. Prints its value, or every sibling.",
-        discussion: "Exit status: 0 found, 2 not found, 1 any other failure. --context prints the causal context to stderr.")
+        discussion:
+            "Exit status: 0 found, 2 not found, 1 any other failure. --context prints the causal context to stderr.")
 
     @OptionGroup var api: APIOptions
     @Option(help: "Bucket.") var bucket = BucketProperties.defaultBucketName
@@ -117,13 +119,17 @@ struct PutCommand: ParsableCommand {
     func run() throws {
         var body = Array((value ?? "").utf8)
         if let file {
-            guard let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file) else {
+            guard
+                let data = file == "-"
+                    ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
+            else {
                 fail("cannot read \(file)")
             }
             body = Array(data)
         }
         let context = try self.context ?? (blind ? nil : currentContext(api: api, bucket: bucket, key: key))
-        try send(.PUT, api: api, path: keyPath(bucket, key, ["w": w, "timeout": timeout]), body: body, context: context)
+        try send(
+            .PUT, api: api, path: keyPath(bucket, key, ["w": w, "timeout": timeout]), body: body, context: context)
     }
 }
 
@@ -141,7 +147,8 @@ struct DeleteCommand: ParsableCommand {
 
     func run() throws {
         let context = try self.context ?? (blind ? nil : currentContext(api: api, bucket: bucket, key: key))
-        try send(.DELETE, api: api, path: keyPath(bucket, key, ["w": w, "timeout": timeout]), body: [], context: context)
+        try send(
+            .DELETE, api: api, path: keyPath(bucket, key, ["w": w, "timeout": timeout]), body: [], context: context)
     }
 }
 
@@ -160,7 +167,8 @@ private func currentContext(api: APIOptions, bucket: String, key: String) throws
 private func send(_ method: HTTPMethod, api: APIOptions, path: String, body: [UInt8], context: String?) throws {
     let response: APIClient.Response
     do {
-        response = try api.client().request(method, path, body: body, headers: context.map { [("X-Chorus-Context", $0)] } ?? [])
+        response = try api.client().request(
+            method, path, body: body, headers: context.map { [("X-Chorus-Context", $0)] } ?? [])
     } catch let failure as APIClient.Failure {
         fail(failure.description)
     }

@@ -80,7 +80,9 @@ private func report(_ results: [KeyOperationResult], format: OutputFormat, verb:
     for result in results.sorted(by: { $0.node < $1.node }) {
         let keyIDs = result.keys.map { (try? ClusterKey(base64: $0))?.keyIDHex ?? "?" }
         let primary = result.primary.flatMap { try? ClusterKey(base64: $0) }?.keyIDHex ?? "-"
-        rows.append([result.node, result.ok ? "ok" : "error: \(result.error ?? "?")", primary, keyIDs.joined(separator: ",")])
+        rows.append([
+            result.node, result.ok ? "ok" : "error: \(result.error ?? "?")", primary, keyIDs.joined(separator: ","),
+        ])
     }
     printTable(rows)
     let failed = results.filter { !$0.ok }.count

@@ -144,9 +144,15 @@ struct StatusCommand: ParsableCommand {
             ["Members", members.joined(separator: " ")],
             ["Uptime", String(format: "%.0fs", status.uptimeSeconds)],
             ["Local health", "\(status.localHealth) (0 is healthy)"],
-            ["Datagrams", "in=\(status.datagrams.in) out=\(status.datagrams.out) bytes_in=\(status.datagrams.bytesIn) bytes_out=\(status.datagrams.bytesOut)"],
+            [
+                "Datagrams",
+                "in=\(status.datagrams.in) out=\(status.datagrams.out) bytes_in=\(status.datagrams.bytesIn) bytes_out=\(status.datagrams.bytesOut)",
+            ],
             ["Dropped", dropped.isEmpty ? "none" : dropped.joined(separator: " ")],
-            ["TCP", "requests in=\(status.tcp.requestsIn) out=\(status.tcp.requestsOut) failures=\(status.tcp.requestFailures)"],
+            [
+                "TCP",
+                "requests in=\(status.tcp.requestsIn) out=\(status.tcp.requestsOut) failures=\(status.tcp.requestFailures)",
+            ],
             ["TCP refused", tcpDropped.isEmpty ? "none" : tcpDropped.joined(separator: " ")],
             ["Keyring", "version \(status.keyringVersion)"],
         ])

@@ -58,7 +58,7 @@ struct SimCommand: ParsableCommand {
         let report = Simulator(scenario).run()
         switch format {
         case .json: printJSON(report)
-        case .table: report.summaryLines.forEach { print($0) }
+        case .table: print(report.summaryLines.joined(separator: "\n"))
         }
         guard report.passed else {
             FileHandle.standardError.write(Data("chorus sim: invariant violated; replay with --seed \(seed)\n".utf8))

@@ -97,7 +97,7 @@ import Testing
             writer.u64(1)
             writer.u32(0)
             writer.nodeID(causalNode(1))
-            writer.causalityBlob(data)
+            writer.blob(data)
         }
         let cases: [(String, [UInt8])] = [
             ("version", [2, 0, 0, 0, 0]),

@@ -96,7 +96,7 @@ extension SWIMCodec.Writer {
         u64(value.stamp.timestamp.wallNanos)
         u32(value.stamp.timestamp.logical)
         nodeID(value.stamp.node)
-        causalityBlob(value.data)
+        blob(value.data)
     }
 }
 
@@ -117,7 +117,7 @@ extension SWIMCodec.Reader {
         let wall = try u64()
         let logical = try u32()
         let node = try nodeID()
-        let data = try causalityBlob(maxBytes: maxValueBytes)
+        let data = try blob(maxBytes: maxValueBytes)
         let isTombstone = flags & ObjectCodec.tombstoneFlag != 0
         guard !isTombstone || data.isEmpty else { throw .invalidValue("tombstone with data") }
         return StoredValue(

@@ -18,8 +18,9 @@ public struct BucketProperties: Hashable, Sendable {
     /// Whether writes may count hinted (fallback) replicas toward w (Dynamo §4.6).
     public var sloppy: Bool
 
-    public init(n: Int = 3, conflicts: Conflicts = .siblings, r: Quorum = .quorum, w: Quorum = .quorum, sloppy: Bool = true)
-    {
+    public init(
+        n: Int = 3, conflicts: Conflicts = .siblings, r: Quorum = .quorum, w: Quorum = .quorum, sloppy: Bool = true
+    ) {
         self.n = n
         self.conflicts = conflicts
         self.r = r

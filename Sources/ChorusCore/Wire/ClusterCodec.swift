@@ -79,28 +79,28 @@ extension SWIMCodec.Writer {
             self.keyring(reply.keyring)
         case .replicaWrite(let write):
             u8(FrameType.replicaWrite.rawValue)
-            causalityBlob(Array(write.bucket.utf8))
-            causalityBlob(Array(write.key.utf8))
-            causalityBlob(write.object)
+            blob(Array(write.bucket.utf8))
+            blob(Array(write.key.utf8))
+            blob(write.object)
         case .replicaWriteReply(let error):
             u8(FrameType.replicaWriteReply.rawValue)
             optionalText(error)
         case .replicaRead(let bucket, let key):
             u8(FrameType.replicaRead.rawValue)
-            causalityBlob(Array(bucket.utf8))
-            causalityBlob(Array(key.utf8))
+            blob(Array(bucket.utf8))
+            blob(Array(key.utf8))
         case .replicaReadReply(let object, let error):
             u8(FrameType.replicaReadReply.rawValue)
             u8(object == nil ? 0 : 1)
-            if let object { causalityBlob(object) }
+            if let object { blob(object) }
             optionalText(error)
         case .forward(let request):
             u8(FrameType.forward.rawValue)
             u8(request.operation.rawValue)
-            causalityBlob(Array(request.bucket.utf8))
-            causalityBlob(Array(request.key.utf8))
-            causalityBlob(request.value)
-            causalityBlob(Array(request.context.utf8))
+            blob(Array(request.bucket.utf8))
+            blob(Array(request.key.utf8))
+            blob(request.value)
+            blob(Array(request.context.utf8))
             string(request.r)
             string(request.w)
             u32(request.timeoutMilliseconds)
@@ -108,15 +108,15 @@ extension SWIMCodec.Writer {
         case .forwardReply(let response):
             u8(FrameType.forwardReply.rawValue)
             u16(response.status)
-            causalityBlob(Array(response.context.utf8))
+            blob(Array(response.context.utf8))
             string(response.contentType)
-            causalityBlob(response.body)
+            blob(response.body)
         }
     }
 
     mutating func optionalText(_ text: String?) {
         u8(text == nil ? 0 : 1)
-        if let text { causalityBlob(Array(text.utf8.prefix(4096))) }
+        if let text { blob(Array(text.utf8.prefix(4096))) }
     }
 }
 
@@ -155,7 +155,7 @@ extension SWIMCodec.Reader {
         case .replicaWrite:
             let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
             let key = try text(maxBytes: ClusterCodec.maxKeyBytes)
-            let object = try causalityBlob(maxBytes: ClusterCodec.maxObjectBytes)
+            let object = try blob(maxBytes: ClusterCodec.maxObjectBytes)
             message = .replicaWrite(ReplicaWrite(bucket: bucket, key: key, object: object))
         case .replicaWriteReply:
             message = .replicaWriteReply(error: try optionalText())
@@ -163,7 +163,7 @@ extension SWIMCodec.Reader {
             let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
             message = .replicaRead(bucket: bucket, key: try text(maxBytes: ClusterCodec.maxKeyBytes))
         case .replicaReadReply:
-            let object = try bool() ? try causalityBlob(maxBytes: ClusterCodec.maxObjectBytes) : nil
+            let object = try bool() ? try blob(maxBytes: ClusterCodec.maxObjectBytes) : nil
             message = .replicaReadReply(object: object, error: try optionalText())
         case .forward:
             let rawOperation = try u8()
@@ -172,7 +172,7 @@ extension SWIMCodec.Reader {
             }
             let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
             let key = try text(maxBytes: ClusterCodec.maxKeyBytes)
-            let value = try causalityBlob(maxBytes: ClusterCodec.maxObjectBytes)
+            let value = try blob(maxBytes: ClusterCodec.maxObjectBytes)
             let context = try text(maxBytes: 1 << 20)
             let r = try string()
             let w = try string()
@@ -188,14 +188,14 @@ extension SWIMCodec.Reader {
             message = .forwardReply(
                 KVResponse(
                     status: status, context: context, contentType: contentType,
-                    body: try causalityBlob(maxBytes: ClusterCodec.maxObjectBytes)))
+                    body: try blob(maxBytes: ClusterCodec.maxObjectBytes)))
         }
         return message
     }
 
     /// A u32-length-prefixed UTF-8 string of at most `maxBytes` bytes.
     mutating func text(maxBytes: Int) throws(WireError) -> String {
-        let bytes = try causalityBlob(maxBytes: maxBytes)
+        let bytes = try blob(maxBytes: maxBytes)
         guard let text = String(validating: bytes, as: UTF8.self) else { throw .invalidValue("invalid UTF-8") }
         return text
     }

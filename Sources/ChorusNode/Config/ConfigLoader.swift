@@ -370,12 +370,12 @@ extension ConfigLoader {
     {
         var buckets: [String: BucketProperties] = [:]
         for name in table.keys.sorted() {
-            let where_ = "\(path):\(lines.line(of: "buckets.\(name)") ?? 0)"
+            let location = "\(path):\(lines.line(of: "buckets.\(name)") ?? 0)"
             guard BucketName.isValid(name) else {
-                throw ConfigError("\(where_): bucket name '\(name)' must be 1-64 of A-Z a-z 0-9 _ - .")
+                throw ConfigError("\(location): bucket name '\(name)' must be 1-64 of A-Z a-z 0-9 _ - .")
             }
             guard let properties = table[name]?.table else {
-                throw ConfigError("\(where_): [buckets.\(name)] must be a table")
+                throw ConfigError("\(location): [buckets.\(name)] must be a table")
             }
             var bucket = BucketProperties()
             for field in properties.keys.sorted() {
@@ -411,7 +411,7 @@ extension ConfigLoader {
                 _ = try bucket.r.required(outOf: bucket.n)
                 _ = try bucket.w.required(outOf: bucket.n)
             } catch {
-                throw ConfigError("\(where_): buckets.\(name): \(error)")
+                throw ConfigError("\(location): buckets.\(name): \(error)")
             }
             buckets[name] = bucket
         }

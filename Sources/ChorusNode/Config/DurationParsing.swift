@@ -33,7 +33,10 @@ public enum DurationParsing {
     /// The shortest exact text for a duration: `1s`, `500ms`, `24h`.
     public static func format(_ duration: Duration) -> String {
         let nanos = duration.nanosecondsClamped
-        for (unit, scale) in [("h", Int64(3_600_000_000_000)), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)]
+        for (unit, scale) in [
+            ("h", Int64(3_600_000_000_000)), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000),
+            ("us", 1_000),
+        ]
         where nanos != 0 && nanos % scale == 0 {
             return "\(nanos / scale)\(unit)"
         }

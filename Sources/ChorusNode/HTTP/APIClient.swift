@@ -26,7 +26,9 @@ public struct APIClient: Sendable {
         self.timeout = timeout
     }
 
-    public func request(_ method: HTTPMethod, _ path: String, body: [UInt8] = [], headers extra: [(String, String)] = [])
+    public func request(
+        _ method: HTTPMethod, _ path: String, body: [UInt8] = [], headers extra: [(String, String)] = []
+    )
         throws(Failure) -> Response
     {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -57,7 +59,8 @@ public struct APIClient: Sendable {
                 if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
                 for (name, value) in extra { headers.add(name: name, value: value) }
                 channel.write(
-                    HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)),
+                    HTTPClientRequestPart.head(
+                        HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)),
                     promise: nil)
                 var buffer = channel.allocator.buffer(capacity: body.count)
                 buffer.writeBytes(body)

@@ -112,7 +112,8 @@ final class HTTPAPIServer: Sendable {
                 }
             }
             if tooLarge {
-                write(.error(.payloadTooLarge, "request body exceeds \(maxBodyBytes - 1) bytes (store.max_value_bytes)"))
+                write(
+                    .error(.payloadTooLarge, "request body exceeds \(maxBodyBytes - 1) bytes (store.max_value_bytes)"))
                 return
             }
             if let token, head.headers.first(name: "Authorization") != "Bearer \(token)" {

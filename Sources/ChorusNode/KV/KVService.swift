@@ -88,7 +88,8 @@ final class KVService: Sendable {
             throw RequestError(400, "key must be 1 to \(ClusterCodec.maxKeyBytes) bytes")
         }
         guard request.value.count <= settings.maxValueBytes else {
-            throw RequestError(413, "value of \(request.value.count) bytes exceeds max_value_bytes \(settings.maxValueBytes)")
+            throw RequestError(
+                413, "value of \(request.value.count) bytes exceeds max_value_bytes \(settings.maxValueBytes)")
         }
         let properties = settings.buckets.properties(of: request.bucket)
         let parameter = request.operation == .get ? request.r : request.w
@@ -141,10 +142,12 @@ final class KVService: Sendable {
         ).flatMap { [self] object in
             if object.siblingCount >= ReplicaStore.siblingWarning {
                 logger.warning(
-                    "key has many siblings", metadata: ["bucket": "\(bucket)", "key": "\(key)", "siblings": "\(object.siblingCount)"])
+                    "key has many siblings",
+                    metadata: ["bucket": "\(bucket)", "key": "\(key)", "siblings": "\(object.siblingCount)"])
             }
             let others = home.filter { $0 != localID }
-            return replicate(object, bucket: bucket, key: key, to: others, view: view, required: request.required,
+            return replicate(
+                object, bucket: bucket, key: key, to: others, view: view, required: request.required,
                 alreadyAcknowledged: 1, timeout: request.timeout, loop: loop
             ).map { outcome in
                 guard outcome.met else {
@@ -152,7 +155,8 @@ final class KVService: Sendable {
                         "write", acknowledged: outcome.acknowledged, required: request.required, n: home.count,
                         failures: outcome.failures)
                 }
-                return KVResponse(status: 204, context: CausalContext.encode(object.join, clusterName: self.clusterName))
+                return KVResponse(
+                    status: 204, context: CausalContext.encode(object.join, clusterName: self.clusterName))
             }
         }.flatMapErrorThrowing { error in
             if let refusal = error as? ReplicaStore.WriteError, case .tooManySiblings = refusal {
@@ -179,7 +183,9 @@ final class KVService: Sendable {
         let state = NIOLockedValueBox((acknowledged: alreadyAcknowledged, failures: [String](), answered: 0))
         let total = targets.count
         @Sendable func settle() {
-            let (acknowledged, failures, answered) = state.withLockedValue { ($0.acknowledged, $0.failures, $0.answered) }
+            let (acknowledged, failures, answered) = state.withLockedValue {
+                ($0.acknowledged, $0.failures, $0.answered)
+            }
             if acknowledged >= required {
                 promise.succeed(ReplicationOutcome(met: true, acknowledged: acknowledged, failures: failures))
             } else if answered == total {
@@ -189,7 +195,8 @@ final class KVService: Sendable {
             }
         }
         settle()
-        let message = ClusterMessage.replicaWrite(ReplicaWrite(bucket: bucket, key: key, object: ObjectCodec.encode(object)))
+        let message = ClusterMessage.replicaWrite(
+            ReplicaWrite(bucket: bucket, key: key, object: ObjectCodec.encode(object)))
         for target in targets {
             guard let member = view.members[target] else {
                 state.withLockedValue {
@@ -260,7 +267,8 @@ final class KVService: Sendable {
         let bucket = request.request.bucket
         let key = request.request.key
         let promise = loop.makePromise(of: KVResponse.self)
-        let state = NIOLockedValueBox((merged: Object?.none, answered: 0, succeeded: 0, failures: [String](), done: false))
+        let state = NIOLockedValueBox(
+            (merged: Object?.none, answered: 0, succeeded: 0, failures: [String](), done: false))
         let required = request.required
         let total = home.count
         let lww = request.properties.conflicts == .lww
@@ -305,23 +313,25 @@ final class KVService: Sendable {
                 record(.failure(SessionError.closed), from: "\(node)")
                 continue
             }
-            membership.sessions.request(.replicaRead(bucket: bucket, key: key), to: member.address, timeout: request.timeout)
-                .whenComplete { result in
-                    switch result {
-                    case .success(.replicaReadReply(let bytes, nil)):
-                        do {
-                            record(.success(try bytes.map { try ObjectCodec.decode($0) }), from: member.name)
-                        } catch {
-                            record(.failure(error), from: member.name)
-                        }
-                    case .success(.replicaReadReply(_, let error?)):
-                        record(.failure(ReplicaError(message: error)), from: member.name)
-                    case .success(let other):
-                        record(.failure(ReplicaError(message: "unexpected reply \(other)")), from: member.name)
-                    case .failure(let error):
+            membership.sessions.request(
+                .replicaRead(bucket: bucket, key: key), to: member.address, timeout: request.timeout
+            )
+            .whenComplete { result in
+                switch result {
+                case .success(.replicaReadReply(let bytes, nil)):
+                    do {
+                        record(.success(try bytes.map { try ObjectCodec.decode($0) }), from: member.name)
+                    } catch {
                         record(.failure(error), from: member.name)
                     }
+                case .success(.replicaReadReply(_, let error?)):
+                    record(.failure(ReplicaError(message: error)), from: member.name)
+                case .success(let other):
+                    record(.failure(ReplicaError(message: "unexpected reply \(other)")), from: member.name)
+                case .failure(let error):
+                    record(.failure(error), from: member.name)
                 }
+            }
         }
         loop.scheduleTask(in: request.timeout) {
             let response: KVResponse? = state.withLockedValue { state in
@@ -422,7 +432,8 @@ final class KVService: Sendable {
             return response
         }
         if visible.count == 1 {
-            return KVResponse(status: 200, context: context, contentType: "application/octet-stream", body: visible[0].data)
+            return KVResponse(
+                status: 200, context: context, contentType: "application/octet-stream", body: visible[0].data)
         }
         struct Sibling: Encodable {
             var value: String

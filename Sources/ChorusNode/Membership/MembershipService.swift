@@ -102,7 +102,8 @@ public final class MembershipService: @unchecked Sendable {
                 loop.execute {
                     self.counters.dropTCP(reason)
                     self.logger.warning(
-                        "refused TCP session", metadata: ["from": "\(remote.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
+                        "refused TCP session",
+                        metadata: ["from": "\(remote.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
                 }
             })
     }
@@ -235,7 +236,8 @@ public final class MembershipService: @unchecked Sendable {
         guard member.id != localID else { return }
         let metadata: Logger.Metadata = [
             "member": "\(member.name)", "address": "\(member.address)", "incarnation": "\(member.incarnation)",
-            "from": "\(change.previous.map { "\($0)" } ?? "new")", "to": "\(change.current.map { "\($0)" } ?? "reaped")",
+            "from": "\(change.previous.map { "\($0)" } ?? "new")",
+            "to": "\(change.current.map { "\($0)" } ?? "reaped")",
         ]
         switch change.current {
         case .dead?, .suspect?: logger.warning("member state changed", metadata: metadata)
@@ -346,12 +348,14 @@ public final class MembershipService: @unchecked Sendable {
             if joining, let joiner = state.first(where: { $0.id == peer }) {
                 if let mismatch = parameterMismatch(parameters) {
                     logger.warning(
-                        "refused join", metadata: ["name": "\(joiner.name)", "address": "\(joiner.address)", "reason": "\(mismatch)"])
+                        "refused join",
+                        metadata: ["name": "\(joiner.name)", "address": "\(joiner.address)", "reason": "\(mismatch)"])
                     return loop.makeSucceededFuture(.refused(reason: mismatch))
                 }
                 if case .refuse(let reason) = swim.admit(joiner) {
                     logger.warning(
-                        "refused join", metadata: ["name": "\(joiner.name)", "address": "\(joiner.address)", "reason": "\(reason)"])
+                        "refused join",
+                        metadata: ["name": "\(joiner.name)", "address": "\(joiner.address)", "reason": "\(reason)"])
                     return loop.makeSucceededFuture(.refused(reason: reason))
                 }
             }
@@ -383,7 +387,8 @@ public final class MembershipService: @unchecked Sendable {
     private func pushPull(with address: Endpoint, joining: Bool) -> EventLoopFuture<Void> {
         counters.tcpRequestsOut += 1
         let request = ClusterMessage.pushPull(
-            joining: joining, state: swim.fullState(), keyring: snapshot(of: sealer.keyring), parameters: localParameters())
+            joining: joining, state: swim.fullState(), keyring: snapshot(of: sealer.keyring),
+            parameters: localParameters())
         return sessions.request(request, to: address, timeout: .seconds(10)).hop(to: loop).flatMapThrowing {
             [self] reply in
             switch reply {
@@ -432,7 +437,9 @@ public final class MembershipService: @unchecked Sendable {
             let successes = results.filter { (try? $0.get()) == true }.count
             if successes > 0 {
                 joined = true
-                logger.info("joined cluster", metadata: ["seeds": "\(successes)/\(seeds.count)", "members": "\(swim.members.count)"])
+                logger.info(
+                    "joined cluster",
+                    metadata: ["seeds": "\(successes)/\(seeds.count)", "members": "\(swim.members.count)"])
                 return
             }
             let backoff = min(config.joinRetryMax, .seconds(1) * (1 << min(attempt, 10)))

@@ -88,9 +88,11 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
     private func sendInitiatorHello(context: ChannelHandlerContext) {
         guard case .initiating(let pair) = state, !helloSent else { return }
         helloSent = true
-        let hello = SessionHello(role: .initiator, node: localID, publicKey: pair.publicKey, sentAt: WallClock.nanoseconds())
+        let hello = SessionHello(
+            role: .initiator, node: localID, publicKey: pair.publicKey, sentAt: WallClock.nanoseconds())
         context.writeAndFlush(
-            NIOAny(FrameDecoder.frame(sealer.seal(hello.encoded()), allocator: context.channel.allocator)), promise: nil)
+            NIOAny(FrameDecoder.frame(sealer.seal(hello.encoded()), allocator: context.channel.allocator)), promise: nil
+        )
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -106,7 +108,8 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
             // Answer under the key the initiator used: a node that missed a rotation
             // still holds only the old key, and must read the session that updates it.
             let sealed = sealer.seal(hello.encoded(), keyID: keyID)
-            context.writeAndFlush(NIOAny(FrameDecoder.frame(sealed, allocator: context.channel.allocator)), promise: nil)
+            context.writeAndFlush(
+                NIOAny(FrameDecoder.frame(sealed, allocator: context.channel.allocator)), promise: nil)
         case .established(var cipher):
             let plaintext: [UInt8]
             do {

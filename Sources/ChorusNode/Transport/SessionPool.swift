@@ -46,7 +46,9 @@ final class SessionPool: Sendable {
                 let handler = makeHandler(role: .responder, ready: ready)
                 let key = ObjectIdentifier(handler)
                 inbound.withLockedValue { $0[key] = handler }
-                channel.closeFuture.whenComplete { [self] _ in _ = inbound.withLockedValue { $0.removeValue(forKey: key) } }
+                channel.closeFuture.whenComplete { [self] _ in
+                    _ = inbound.withLockedValue { $0.removeValue(forKey: key) }
+                }
                 // An initiator that never finishes its handshake is cut off.
                 let deadline = channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
                 ready.futureResult.whenComplete { _ in deadline.cancel() }
@@ -65,7 +67,9 @@ final class SessionPool: Sendable {
     }
 
     /// Sends `message` to the agent at `address` and waits for its answer.
-    func request(_ message: ClusterMessage, to address: Endpoint, timeout: TimeAmount) -> EventLoopFuture<ClusterMessage> {
+    func request(_ message: ClusterMessage, to address: Endpoint, timeout: TimeAmount) -> EventLoopFuture<
+        ClusterMessage
+    > {
         let loop = group.next()
         let deadline = NIODeadline.now() + timeout
         return session(to: address, timeout: timeout).hop(to: loop).flatMap { handler in
@@ -150,7 +154,9 @@ final class SessionPool: Sendable {
             defer { sessions = [:] }
             return Array(sessions.values)
         }
-        for future in outbound { future.whenSuccess { handler in handler.ready.futureResult.eventLoop.execute { handler.close() } } }
+        for future in outbound {
+            future.whenSuccess { handler in handler.ready.futureResult.eventLoop.execute { handler.close() } }
+        }
         for handler in inbound.withLockedValue({ Array($0.values) }) {
             handler.ready.futureResult.eventLoop.execute { handler.close() }
         }
