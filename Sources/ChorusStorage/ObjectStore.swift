@@ -126,11 +126,14 @@ public struct StoreLimits: Sendable, Equatable {
     /// SQLite's default (1 GB). Past it that write alone fails with `StoreError.tooLarge`. A backstop:
     /// the HTTP layer enforces the configured value limit before this.
     public var maxRowBytes: Int?
+    /// Cap on the total size of stored hints (see `Hint.bytes`); past it `updateHint` fails with
+    /// `StoreError.hintsFull` and other writes go on.
+    public var maxHintBytes: Int
 
     public init(
         maxGroupOperations: Int = 1000, maxGroupBytes: Int = 4 << 20, maxQueuedOperations: Int = 16384,
         busyTimeoutMilliseconds: Int32 = 5000, maxIdleReaders: Int = 4, maxDatabasePages: Int? = nil,
-        maxRowBytes: Int? = nil
+        maxRowBytes: Int? = nil, maxHintBytes: Int = 1 << 30
     ) {
         self.maxGroupOperations = max(1, maxGroupOperations)
         self.maxGroupBytes = max(1, maxGroupBytes)
@@ -139,6 +142,7 @@ public struct StoreLimits: Sendable, Equatable {
         self.maxIdleReaders = max(0, maxIdleReaders)
         self.maxDatabasePages = maxDatabasePages
         self.maxRowBytes = maxRowBytes
+        self.maxHintBytes = max(0, maxHintBytes)
     }
 }
 
@@ -181,6 +185,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case tooLarge(path: String, detail: String)
     /// Any other SQLite failure.
     case sqlite(path: String, code: Int32, detail: String)
+    /// Storing the hint would take the hints past `StoreLimits.maxHintBytes`; only that hint was
+    /// refused.
+    case hintsFull(path: String, limit: Int)
     /// Too many writes are waiting; nothing was queued.
     case overloaded(path: String, queued: Int)
     /// The store was closed.
@@ -212,6 +219,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "write refused: the object is too large for \(path) (SQLite: \(detail)); it was not stored"
         case .sqlite(let path, let code, let detail):
             return "storage error on \(path): SQLite error \(code): \(detail)"
+        case .hintsFull(let path, let limit):
+            return "hint refused: the hints in \(path) have reached their bound of \(limit) bytes; "
+                + "the hint was not stored (anti-entropy repairs its key)"
         case .overloaded(let path, let queued):
             return "write refused: the storage queue of \(path) is full (\(queued) writes waiting); retry later"
         case .closed(let path):
@@ -227,8 +237,9 @@ private func hex(_ value: Int32) -> String {
 /// `PRAGMA application_id` of every Chorus database: "CHRS".
 public let chorusApplicationID: Int32 = 0x4348_5253
 
-/// `PRAGMA user_version`: the storage schema this build writes.
-public let chorusSchemaVersion: Int32 = 1
+/// `PRAGMA user_version`: the storage schema this build writes. 1: objects and meta; 2: adds
+/// hints (a version-1 database is migrated when opened).
+public let chorusSchemaVersion: Int32 = 2
 
 extension ObjectStore {
     /// `update` for async callers: returns the stored value once durable.

@@ -197,7 +197,7 @@ extension StoreError {
         case .diskFull, .io, .corrupt, .notADatabase, .cannotOpen, .closed, .overloaded, .foreignDatabase,
             .schemaTooNew:
             return true
-        case .tooLarge:
+        case .tooLarge, .hintsFull:
             return false
         case .sqlite(_, let code, _):
             switch code & 0xff {

@@ -9,7 +9,7 @@ import Foundation
 /// schema is known (`user_version`) and that it is intact (`quick_check`); each failure is a
 /// `StoreError` whose description tells the operator what to do.
 public final class SQLiteObjectStore: ObjectStore, Sendable {
-    private let engine: StoreEngine
+    let engine: StoreEngine
 
     /// The database file.
     public var path: String { engine.path }
@@ -104,12 +104,14 @@ enum WriteOperation {
         completion: @Sendable (Result<[UInt8]?, StoreError>) -> Void)
     case delete(bucket: String, key: String, completion: @Sendable (Result<Bool, StoreError>) -> Void)
     case setMeta(name: String, value: [UInt8], completion: @Sendable (Result<Void, StoreError>) -> Void)
+    case hint(HintOperation)
 
     func fail(_ error: StoreError) {
         switch self {
         case .update(_, _, _, _, let completion): completion(.failure(error))
         case .delete(_, _, let completion): completion(.failure(error))
         case .setMeta(_, _, let completion): completion(.failure(error))
+        case .hint(let operation): operation.fail(error)
         }
     }
 
@@ -120,7 +122,7 @@ enum WriteOperation {
 }
 
 /// What one applied operation does once its group commits (or fails).
-private struct PendingCompletion {
+struct PendingCompletion {
     let succeed: () -> Void
     let fail: (StoreError) -> Void
 }
@@ -148,7 +150,9 @@ final class StoreEngine: @unchecked Sendable {
     private var idleReaders: [SQLiteConnection] = []
     private var poolClosed = false
 
-    private let writer: SQLiteConnection
+    let writer: SQLiteConnection
+    /// The running total of hint bytes (see SQLiteHintStore.swift).
+    let hintLedger: HintLedger
 
     init(path: String, sync: SyncPolicy, limits: StoreLimits) throws(StoreError) {
         self.path = path
@@ -160,6 +164,7 @@ final class StoreEngine: @unchecked Sendable {
             busyTimeoutMilliseconds: limits.busyTimeoutMilliseconds)
         do {
             try Self.setUp(writer, sync: sync, limits: limits)
+            hintLedger = HintLedger(total: Int(try writer.integer("SELECT coalesce(sum(bytes), 0) FROM hints")))
         } catch {
             writer.close()
             throw error
@@ -221,6 +226,7 @@ final class StoreEngine: @unchecked Sendable {
                         PRIMARY KEY (bucket, key)) WITHOUT ROWID;
                     CREATE INDEX IF NOT EXISTS objects_by_partition ON objects(partition, bucket, key);
                     CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);
+                    \(hintsSchemaSQL)
                     PRAGMA application_id = \(chorusApplicationID);
                     PRAGMA user_version = \(chorusSchemaVersion);
                     COMMIT;
@@ -229,6 +235,8 @@ final class StoreEngine: @unchecked Sendable {
                 if db.inTransaction { try? db.execute("ROLLBACK") }
                 throw error
             }
+        } else if version < chorusSchemaVersion {
+            try migrate(db, from: version)
         }
     }
 
@@ -353,6 +361,7 @@ final class StoreEngine: @unchecked Sendable {
         let forceFullSync = sync != .batch && group.contains(where: \.isMeta)
         if forceFullSync { try? writer.execute("PRAGMA synchronous = FULL") }
         defer { if forceFullSync { try? writer.execute("PRAGMA synchronous = NORMAL") } }
+        hintLedger.beginGroup()
 
         do {
             try writer.execute("BEGIN IMMEDIATE")
@@ -394,6 +403,7 @@ final class StoreEngine: @unchecked Sendable {
             recordFailure()
             return group[applied...]
         }
+        hintLedger.commitGroup()
         condition.lock()
         stats.commits += 1
         stats.operations += applied - failedAlone
@@ -468,6 +478,8 @@ final class StoreEngine: @unchecked Sendable {
                 PendingCompletion(succeed: { completion(.success(())) }, fail: { completion(.failure($0)) }),
                 value.count
             )
+        case .hint(let operation):
+            return try applyHint(operation)
         }
     }
 
