@@ -232,7 +232,8 @@ extension StoreEngine {
             }
             hintLedger.add(-removed)
             return (
-                PendingCompletion(succeed: { completion(.success(deleted)) }, fail: { completion(.failure($0)) }), 0
+                PendingCompletion(
+                    succeed: { [deleted] in completion(.success(deleted)) }, fail: { completion(.failure($0)) }), 0
             )
         case .expire(let olderThan, let completion):
             let delete = try writer.statement("DELETE FROM hints WHERE created < ?1 RETURNING bytes")
