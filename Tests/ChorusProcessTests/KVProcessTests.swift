@@ -145,13 +145,71 @@ struct KVProcessTests {
             try cli.requireSuccess("chorus get of a key with siblings")
             #expect(cli.stdout.contains("left") && cli.stdout.contains("right"), "chorus get shows siblings: \(cli)")
 
-            // A write with the merged context supersedes both.
+            // A write with only one sibling's context supersedes that one alone.
+            let leftContext = try #require(leftResponse.context, "blind PUT returned no context: \(leftResponse)")
+            let partial = try await agents[2].kvPut(key, "after-left", w: "all", context: leftContext)
+            #expect(partial.status == 204, "PUT with the left write's context: \(partial)")
+            let afterPartial = try await agents[0].kvGet(key, r: "all")
+            #expect(afterPartial.status == 300, "a write that saw only 'left' must keep 'right': \(afterPartial)")
+            if afterPartial.status == 300 {
+                let body = try afterPartial.decode(KVHTTPResponse.SiblingsBody.self)
+                #expect(body.values.sorted() == ["after-left", "right"], "siblings after the partial write: \(afterPartial)")
+                mergedContext = body.context
+            }
+
+            // A write with the merged context supersedes every sibling.
             let resolve = try await agents[2].kvPut(key, "resolved", w: "all", context: mergedContext)
             #expect(resolve.status == 204, "PUT with the merged context: \(resolve)")
             for agent in agents {
                 let read = try await agent.kvGet(key, r: "all")
                 #expect(read.status == 200 && read.text == "resolved", "GET \(key) via \(agent.name) after resolving: \(read)")
             }
+        }
+    }
+
+    @Test func siblingsAreCappedAndAWriteWithTheirContextCollapsesThem() async throws {
+        try await AgentCluster.run(subnet: 26, label: "kv-sibling-cap") { cluster in
+            let agents = try cluster.startNodes(3, firstHost: 21)
+            try await cluster.waitAllAlive(agents)
+            try await cluster.waitUntilServing(agents)
+            let key = "hot"
+            let limit = 100
+
+            for index in 0..<limit {
+                let put = try await agents[index % 3].kvPut(key, "blind-\(index)", w: "all")
+                try #require(put.status == 204, "blind PUT #\(index) (of \(limit) allowed siblings): \(put)")
+            }
+            let crowded = try await agents[0].kvGet(key, r: "all")
+            #expect(crowded.status == 300, "GET with \(limit) siblings: \(crowded.status)")
+            let body = try crowded.decode(KVHTTPResponse.SiblingsBody.self)
+            #expect(Set(body.values) == Set((0..<limit).map { "blind-\($0)" }), "\(body.values.count) siblings")
+
+            // One more concurrent value is refused with a clear error, and stores nothing.
+            let refused = try await agents[1].kvPut(key, "one too many", w: "all")
+            #expect((400..<500).contains(refused.status), "blind PUT #\(limit + 1): \(refused)")
+            if let error = try? refused.decode(KVHTTPResponse.ErrorBody.self) {
+                #expect(error.error.contains("siblings"), "the refusal should name the sibling limit: \(error.error)")
+            } else {
+                Issue.record("the refusal has no JSON error: \(refused)")
+            }
+            let still = try await agents[2].kvGet(key, r: "all")
+            if still.status == 300 {
+                let values = try still.decode(KVHTTPResponse.SiblingsBody.self).values
+                #expect(values.count == limit && !values.contains("one too many"), "\(values.count) siblings after the refusal")
+            } else {
+                Issue.record("GET after the refused write: \(still)")
+            }
+
+            // Writing back with the context resolves them all.
+            let resolve = try await agents[1].kvPut(key, "calm", w: "all", context: body.context)
+            #expect(resolve.status == 204, "PUT with the context of \(limit) siblings: \(resolve)")
+            for agent in agents {
+                let read = try await agent.kvGet(key, r: "all")
+                #expect(read.status == 200 && read.text == "calm", "GET \(key) via \(agent.name) after resolving: \(read)")
+            }
+            #expect(
+                agents.contains { $0.log.contains("many siblings") },
+                "crossing 25 siblings should log a warning")
         }
     }
 
@@ -358,6 +416,16 @@ struct KVProcessTests {
                 mentions: ["ww"])
             expectRefused("replica=local on PUT", try await raw("PUT", "/v1/kv/default/good?replica=local", body: [1]),
                 mentions: ["replica"])
+
+            // Keys: any bytes up to 1024 of them round-trip, percent-encoded; longer is refused.
+            for odd in ["a/b", "with space", "per%cent", "ünï©ødé", "q?x=1&y", String(repeating: "k", count: 1024)] {
+                let put = try await node.kvPut(odd, "odd:\(odd.prefix(20))", w: "all")
+                #expect(put.status == 204, "PUT key '\(odd.prefix(40))': \(put)")
+                let read = try await agents[1].kvGet(odd, r: "all")
+                #expect(read.status == 200 && read.text == "odd:\(odd.prefix(20))", "GET key '\(odd.prefix(40))': \(read)")
+            }
+            expectRefused(
+                "PUT of a 1025-byte key", try await node.kvPut(String(repeating: "k", count: 1025), "x"), mentions: ["key"])
 
             // A context with one character changed.
             var characters = Array(context)
