@@ -31,6 +31,9 @@ public enum Agent {
         defer { try? readers.syncShutdownGracefully() }
         let exitPromise = group.next().makePromise(of: Int32.self)
         let exit: @Sendable (Int32) -> Void = { code in exitPromise.succeed(code) }
+        // Prometheus metrics on `GET /metrics`; also the process-wide swift-metrics backend.
+        let metrics = AgentMetrics()
+        metrics.bootstrapGlobalMetricsSystem()
 
         let stateStore: NodeStateStore
         let service: MembershipService
@@ -55,7 +58,9 @@ public enum Agent {
             http = try HTTPAPIServer.bind(
                 on: config.httpAddr, group: group, token: config.httpToken,
                 maxBodyBytes: config.store.maxValueBytes + 1,
-                router: { request, loop in route(request, service: service, kv: kv, loop: loop, exit: exit) }
+                router: { request, loop in
+                    route(request, service: service, kv: kv, metrics: metrics, loop: loop, exit: exit)
+                }
             ).wait()
         } catch {
             logger.critical(
@@ -83,7 +88,7 @@ public enum Agent {
     }
 
     static func route(
-        _ request: APIRequest, service: MembershipService, kv: KVService, loop: EventLoop,
+        _ request: APIRequest, service: MembershipService, kv: KVService, metrics: AgentMetrics, loop: EventLoop,
         exit: @escaping @Sendable (Int32) -> Void
     ) -> EventLoopFuture<APIResponse> {
         if request.path.hasPrefix("/v1/kv/") {
@@ -91,6 +96,14 @@ public enum Agent {
         }
         let path = request.path.hasSuffix("/") ? String(request.path.dropLast()) : request.path
         switch (request.method, path) {
+        case (.GET, "/metrics"):
+            // Membership and transport figures are read at scrape time; the rest is recorded as it happens.
+            return service.statusView().map { status in
+                metrics.observe(status)
+                return .metrics(metrics)
+            }
+        case (_, "/metrics"):
+            return loop.makeSucceededFuture(.error(.methodNotAllowed, "\(request.method) not allowed on /metrics"))
         case (.GET, "/v1/members"):
             return service.membersView().map { members in
                 if let status = request.query["status"], !status.isEmpty {
