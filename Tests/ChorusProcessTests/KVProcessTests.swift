@@ -300,6 +300,10 @@ struct KVProcessTests {
             // r=all fails the same way.
             let readAll = try await survivors[0].kvGet("during-0", r: "all")
             #expect(readAll.status == 503, "GET r=all with node3 dead: \(readAll)")
+            if readAll.status == 503 {
+                let body = try readAll.decode(KVHTTPResponse.ErrorBody.self)
+                #expect(body.acknowledged == 2 && body.required == 3, "503 body of GET r=all: \(readAll)")
+            }
 
             try cluster.restart(victim)
             try await cluster.waitAllAlive(agents)
@@ -325,9 +329,13 @@ struct KVProcessTests {
         }
     }
 
-    @Test func acknowledgedWritesSurviveKillNineOfEveryAgent() async throws {
-        try await AgentCluster.run(subnet: 28, label: "kv-durable") { cluster in
-            let agents = try cluster.startNodes(3)
+    /// `batch` fsyncs before acknowledging; `periodic` hands commits to the OS at once,
+    /// which is enough to survive `kill -9` of the agent (not a power loss).
+    @Test(arguments: ["batch", "periodic"])
+    func acknowledgedWritesSurviveKillNineOfEveryAgent(sync: String) async throws {
+        try await AgentCluster.run(subnet: 28, label: "kv-durable-\(sync)") { cluster in
+            let agents = try cluster.startNodes(
+                3, firstHost: sync == "batch" ? 1 : 11, extraArguments: ["--sync", sync, "--sync-interval", "30s"])
             try await cluster.waitAllAlive(agents)
             try await cluster.waitUntilServing(agents)
 
@@ -357,7 +365,7 @@ struct KVProcessTests {
                     missing.append("r=all \(key) via \(agents[(index + 1) % 3].name): \(read)")
                 }
             }
-            #expect(missing.isEmpty, "\(missing.count) lost reads after kill -9 of all agents, first: \(missing.prefix(5))")
+            #expect(missing.isEmpty, "sync=\(sync): \(missing.count) lost reads after kill -9 of all agents, first: \(missing.prefix(5))")
         }
     }
 
@@ -403,6 +411,8 @@ struct KVProcessTests {
                 mentions: ["w", "banana"])
             expectRefused("GET r=banana", try await raw("GET", "/v1/kv/default/good?r=banana"), mentions: ["r", "banana"])
             expectRefused("GET timeout=soon", try await raw("GET", "/v1/kv/default/good?timeout=soon"), mentions: ["timeout"])
+            expectRefused("GET timeout=0s", try await raw("GET", "/v1/kv/default/good?timeout=0s"), mentions: ["timeout"])
+            expectRefused("GET timeout=10m", try await raw("GET", "/v1/kv/default/good?timeout=10m"), mentions: ["timeout"])
             expectRefused("bucket with a space", try await raw("GET", "/v1/kv/my%20bucket/good"), mentions: ["bucket"])
             expectRefused("bucket with an encoded slash", try await raw("GET", "/v1/kv/a%2Fb/good"), mentions: ["bucket"])
             expectRefused(
@@ -572,6 +582,18 @@ struct KVProcessTests {
                         "\(agent.name) places \(key) at \(placement.partition) \(placement.replicas), node1 at \(first.partition) \(first.replicas)")
                 }
             }
+
+            // Q is fixed at cluster creation: a node with another partition count is
+            // refused at join, says why, and never enters the ring.
+            let odd = try cluster.start(
+                name: "node5", hostIndex: 15, join: [cluster.gossipAddress(11)], extraArguments: ["--partitions", "512"])
+            let exit = try await cluster.waitForExit(odd, deadline: AgentCluster.defaultDeadline)
+            #expect(!exit.isCleanExit, "an agent refused at join should exit with an error, got \(exit)")
+            #expect(
+                odd.log.contains("512") && odd.log.contains("1024"),
+                "the refused agent should name both partition counts; log tail:\n\(odd.logTail(lines: 15))")
+            let after = try await cluster.ring(of: agents[0])
+            #expect(Set(after.nodes.map(\.name)) == Set(agents.map(\.name)), "ring after the refused join: \(after.nodes)")
         }
     }
 }
