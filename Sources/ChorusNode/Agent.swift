@@ -44,7 +44,7 @@ public enum Agent {
                 config: config, stateStore: stateStore, group: group, logger: logger, onExit: exit)
             kv = KVService(
                 settings: config.store, clusterName: config.clusterName, membership: service,
-                store: stateStore.store, readers: readers, group: group, logger: logger)
+                store: stateStore.store, readers: readers, group: group, metrics: metrics, logger: logger)
             service.otherRequests = { message, peer, _ in kv.handleReplicaRequest(message, from: peer) }
         } catch {
             logger.critical("cannot start: \(error)")
@@ -52,14 +52,20 @@ public enum Agent {
         }
         defer { stateStore.store.close() }
 
+        let handoff = HintedHandoff(
+            store: stateStore.store, membership: service, settings: config.store, loop: group.next(),
+            metrics: metrics, logger: logger)
+
         let http: Channel
         do {
             try service.start().wait()
+            if config.store.hintedHandoff { handoff.start() }
             http = try HTTPAPIServer.bind(
                 on: config.httpAddr, group: group, token: config.httpToken,
                 maxBodyBytes: config.store.maxValueBytes + 1,
                 router: { request, loop in
-                    route(request, service: service, kv: kv, metrics: metrics, loop: loop, exit: exit)
+                    route(
+                        request, service: service, kv: kv, handoff: handoff, metrics: metrics, loop: loop, exit: exit)
                 }
             ).wait()
         } catch {
@@ -88,11 +94,11 @@ public enum Agent {
     }
 
     static func route(
-        _ request: APIRequest, service: MembershipService, kv: KVService, metrics: AgentMetrics, loop: EventLoop,
-        exit: @escaping @Sendable (Int32) -> Void
+        _ request: APIRequest, service: MembershipService, kv: KVService, handoff: HintedHandoff,
+        metrics: AgentMetrics, loop: EventLoop, exit: @escaping @Sendable (Int32) -> Void
     ) -> EventLoopFuture<APIResponse> {
         if request.path.hasPrefix("/v1/kv/") {
-            return KVRoutes.route(request, kv: kv, loop: loop)
+            return KVRoutes.route(request, kv: kv, metrics: metrics, loop: loop)
         }
         let path = request.path.hasSuffix("/") ? String(request.path.dropLast()) : request.path
         switch (request.method, path) {
@@ -100,7 +106,18 @@ public enum Agent {
             // Membership and transport figures are read at scrape time; the rest is recorded as it happens.
             return service.statusView().map { status in
                 metrics.observe(status)
+                if let hints = try? handoff.summary() {
+                    metrics.setHintsPending(
+                        Dictionary(hints.map { ($0.target, $0.count) }, uniquingKeysWith: +),
+                        bytes: hints.reduce(0) { $0 + $1.bytes })
+                }
                 return .metrics(metrics)
+            }
+        case (.GET, "/v1/hints"):
+            do {
+                return loop.makeSucceededFuture(.json(try handoff.summary()))
+            } catch {
+                return loop.makeSucceededFuture(.error(.internalServerError, "cannot read hints: \(error)"))
             }
         case (_, "/metrics"):
             return loop.makeSucceededFuture(.error(.methodNotAllowed, "\(request.method) not allowed on /metrics"))
@@ -134,7 +151,8 @@ public enum Agent {
             return service.keyOperation(kind, key: body.key).map { results in
                 .json(results, status: results.allSatisfy(\.ok) ? .ok : .multiStatus)
             }
-        case (_, "/v1/members"), (_, "/v1/status"), (_, "/v1/leave"), (_, "/v1/keys"), (_, "/v1/ring"):
+        case (_, "/v1/members"), (_, "/v1/status"), (_, "/v1/leave"), (_, "/v1/keys"), (_, "/v1/ring"),
+            (_, "/v1/hints"):
             return loop.makeSucceededFuture(
                 .error(.methodNotAllowed, "\(request.method) not allowed on \(request.path)"))
         default:

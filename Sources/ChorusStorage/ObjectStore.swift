@@ -83,6 +83,9 @@ public enum MetaName {
     public static let incarnation = "node.incarnation"
     public static let partitionCount = "cluster.partitions"
     public static let clusterName = "cluster.name"
+    /// Gossip addresses of the members last known, one per line: a restarted node
+    /// rejoins through them even when no seed is configured (serf's `-rejoin`).
+    public static let knownPeers = "cluster.peers"
 }
 
 /// When a commit group reaches the disk.

@@ -7,7 +7,7 @@ struct Chorus: ParsableCommand {
         abstract: "A leaderless replicated store for bare Linux hosts.",
         subcommands: [
             AgentCommand.self, MembersCommand.self, GetCommand.self, PutCommand.self, DeleteCommand.self,
-            RingCommand.self, StatusCommand.self, LeaveCommand.self, KeygenCommand.self,
+            RingCommand.self, HintsCommand.self, StatusCommand.self, LeaveCommand.self, KeygenCommand.self,
             KeysCommand.self, SimCommand.self,
         ])
 }

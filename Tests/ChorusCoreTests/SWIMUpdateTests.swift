@@ -227,3 +227,27 @@ import Testing
         #expect(node.members.map(\.name) == ["node-1", "node-3", "node-5", "node-7"])
     }
 }
+
+@Suite struct SWIMAnnounceTests {
+    @Test func announceSendsAliveToEveryMemberThatHasNotLeft() {
+        let me = Member(
+            id: NodeID(high: 1, low: 1), name: "me", address: Endpoint(host: "127.0.0.1", port: 1), incarnation: 3,
+            status: .alive)
+        var instance = SWIMInstance(myself: me, settings: SWIMSettings(), seed: 1, now: .zero)
+        var updates: [MemberUpdate] = []
+        for (index, status) in [MemberStatus.alive, .stopped, .dead, .left].enumerated() {
+            let peer = Member(
+                id: NodeID(high: 2, low: UInt64(index)), name: "p\(index)",
+                address: Endpoint(host: "127.0.0.2", port: UInt16(index + 1)), incarnation: 1, status: status)
+            updates.append(peer.update(from: peer.id))
+        }
+        _ = instance.mergeFullState(updates, now: .zero)
+        let effects = instance.announce(now: .zero)
+        var targets: Set<UInt16> = []
+        for case .send(let messages, let address) in effects {
+            #expect(messages.contains(.update(me.update(from: me.id))))
+            targets.insert(address.port)
+        }
+        #expect(targets == [1, 2, 3])
+    }
+}

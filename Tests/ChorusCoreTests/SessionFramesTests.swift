@@ -20,6 +20,7 @@ import Testing
             .pushPull(joining: true, state: [update], keyring: keyring, parameters: parameters),
             .pushPullReply(state: [update, update], keyring: keyring, parameters: parameters),
             .replicaWrite(ReplicaWrite(bucket: "b", key: String(repeating: "k", count: 1000), object: [1, 2, 3])),
+            .replicaWrite(ReplicaWrite(bucket: "b", key: "k", object: [1], hintFor: node)),
             .replicaWriteReply(error: nil),
             .replicaWriteReply(error: "disk full"),
             .replicaRead(bucket: "b", key: "k"),
@@ -27,7 +28,7 @@ import Testing
             .replicaReadReply(object: [9, 9], error: nil),
             .forward(
                 KVRequest(
-                    operation: .put, bucket: "b", key: "k", value: [0, 1], context: "ctx", r: "", w: "all",
+                    operation: .put, bucket: "b", key: "k", value: [0, 1], context: "ctx", r: "", w: "all", sloppy: "false",
                     timeoutMilliseconds: 5000, forwarded: true)),
             .forwardReply(KVResponse(status: 300, context: "c", contentType: "application/json", body: [7])),
             .refused(reason: "name taken"),

@@ -21,13 +21,16 @@ public struct KVRequest: Hashable, Sendable {
     public var w: String
     /// Request timeout in milliseconds.
     public var timeoutMilliseconds: UInt32
+    /// Raw `sloppy` parameter (`true`/`false`), or empty for the bucket's default.
+    public var sloppy: String
     /// Hops taken so far: a forwarded request is never forwarded again.
     public var forwarded: Bool
 
     public init(
         operation: KVOperation, bucket: String, key: String, value: [UInt8] = [], context: String = "", r: String = "",
-        w: String = "", timeoutMilliseconds: UInt32, forwarded: Bool = false
+        w: String = "", sloppy: String = "", timeoutMilliseconds: UInt32, forwarded: Bool = false
     ) {
+        self.sloppy = sloppy
         self.operation = operation
         self.bucket = bucket
         self.key = key
@@ -63,10 +66,14 @@ public struct ReplicaWrite: Hashable, Sendable {
     public var key: String
     /// `ObjectCodec` bytes.
     public var object: [UInt8]
+    /// Set on a write to a fallback node: the home replica it stands in for, to
+    /// which the receiver keeps it as a hint until it can hand it off (Dynamo §4.6).
+    public var hintFor: NodeID?
 
-    public init(bucket: String, key: String, object: [UInt8]) {
+    public init(bucket: String, key: String, object: [UInt8], hintFor: NodeID? = nil) {
         self.bucket = bucket
         self.key = key
         self.object = object
+        self.hintFor = hintFor
     }
 }

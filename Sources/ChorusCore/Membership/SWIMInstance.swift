@@ -252,6 +252,26 @@ public struct SWIMInstance: Sendable {
         return effects
     }
 
+    /// Tells every alive or suspect member directly that this node is alive at
+    /// its current incarnation. The shell calls it once a (re)started node has
+    /// joined: members that still hold it as stopped or dead do not probe it, so
+    /// without this they would learn of the restart only by gossip, which a
+    /// retransmit limit can leave short of some member until the next push-pull.
+    public mutating func announce(now: MonotonicTime) -> [SWIMEffect] {
+        lastNow = max(lastNow, now)
+        guard me.status == .alive else { return [] }
+        let update = fitting(me.update(from: myID))
+        enqueue(update)
+        var effects: [SWIMEffect] = []
+        for record in peers.values.sorted(by: { $0.member.id < $1.member.id })
+        where record.member.status != .left {
+            if let effect = datagram([.update(update)], to: record.member.address, piggyback: false) {
+                effects.append(effect)
+            }
+        }
+        return effects
+    }
+
     /// Sets (or, with nil, removes) a peer's record, keeping `reapDue` and
     /// `peerOrder` in step with `peers`.
     mutating func setPeer(_ id: NodeID, _ record: PeerRecord?) {

@@ -82,6 +82,8 @@ extension SWIMCodec.Writer {
             blob(Array(write.bucket.utf8))
             blob(Array(write.key.utf8))
             blob(write.object)
+            u8(write.hintFor == nil ? 0 : 1)
+            if let hintFor = write.hintFor { nodeID(hintFor) }
         case .replicaWriteReply(let error):
             u8(FrameType.replicaWriteReply.rawValue)
             optionalText(error)
@@ -103,6 +105,7 @@ extension SWIMCodec.Writer {
             blob(Array(request.context.utf8))
             string(request.r)
             string(request.w)
+            string(request.sloppy)
             u32(request.timeoutMilliseconds)
             u8(request.forwarded ? 1 : 0)
         case .forwardReply(let response):
@@ -156,7 +159,8 @@ extension SWIMCodec.Reader {
             let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
             let key = try text(maxBytes: ClusterCodec.maxKeyBytes)
             let object = try blob(maxBytes: ClusterCodec.maxObjectBytes)
-            message = .replicaWrite(ReplicaWrite(bucket: bucket, key: key, object: object))
+            let hintFor = try bool() ? try nodeID() : nil
+            message = .replicaWrite(ReplicaWrite(bucket: bucket, key: key, object: object, hintFor: hintFor))
         case .replicaWriteReply:
             message = .replicaWriteReply(error: try optionalText())
         case .replicaRead:
@@ -176,11 +180,12 @@ extension SWIMCodec.Reader {
             let context = try text(maxBytes: 1 << 20)
             let r = try string()
             let w = try string()
+            let sloppy = try string()
             let timeout = try u32()
             message = .forward(
                 KVRequest(
                     operation: operation, bucket: bucket, key: key, value: value, context: context, r: r, w: w,
-                    timeoutMilliseconds: timeout, forwarded: try bool()))
+                    sloppy: sloppy, timeoutMilliseconds: timeout, forwarded: try bool()))
         case .forwardReply:
             let status = try u16()
             let context = try text(maxBytes: 1 << 20)

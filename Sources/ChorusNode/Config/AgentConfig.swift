@@ -70,12 +70,32 @@ public struct StoreSettings: Sendable {
     public var maxValueBytes: Int
     /// Default client request timeout (a request may ask for another).
     public var requestTimeout: Duration
+    /// How long a coordinator waits for one replica before it writes to a
+    /// fallback node instead (Dynamo §4.6).
+    public var replicaTimeout: Duration
+    /// Keep hints for down replicas and hand them off when they return.
+    public var hintedHandoff: Bool
+    /// Hints older than this are dropped (anti-entropy repairs those keys);
+    /// Cassandra's max_hint_window: 3 h.
+    public var maxHintWindow: Duration
+    /// Bound on the hints one node holds; past it new hints are refused, which
+    /// sends the write to the next fallback, never fails it by itself.
+    public var maxHintBytes: Int
+    /// Hints handed off per second, at most (keeps a returning node responsive).
+    public var handoffRate: Int
     public var buckets: BucketTable
 
     public init(
         partitions: Int = Partitioner.defaultPartitionCount, sync: Sync = .batch, maxValueBytes: Int = 1 << 20,
-        requestTimeout: Duration = .seconds(5), buckets: BucketTable = BucketTable()
+        requestTimeout: Duration = .seconds(5), replicaTimeout: Duration = .seconds(1), hintedHandoff: Bool = true,
+        maxHintWindow: Duration = .seconds(3 * 3600), maxHintBytes: Int = 1 << 30, handoffRate: Int = 1000,
+        buckets: BucketTable = BucketTable()
     ) {
+        self.replicaTimeout = replicaTimeout
+        self.hintedHandoff = hintedHandoff
+        self.maxHintWindow = maxHintWindow
+        self.maxHintBytes = maxHintBytes
+        self.handoffRate = handoffRate
         self.partitions = partitions
         self.sync = sync
         self.maxValueBytes = maxValueBytes

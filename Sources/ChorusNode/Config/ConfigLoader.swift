@@ -17,7 +17,7 @@ public struct ConfigError: Error, CustomStringConvertible {
 /// derived from its key (`gossip.probe_interval`).
 public enum ConfigLoader {
     public enum Kind: Sendable {
-        case string, endpoint, duration, integer, list, tags
+        case string, endpoint, duration, integer, boolean, list, tags
         /// `[buckets.NAME]` tables (file only).
         case buckets
     }
@@ -64,6 +64,11 @@ public enum ConfigLoader {
         Setting(key: "store.sync_interval", kind: .duration, help: "fsync period when sync = periodic"),
         Setting(key: "store.max_value_bytes", kind: .integer, help: "largest value a client may write"),
         Setting(key: "store.request_timeout", kind: .duration, help: "default client request timeout"),
+        Setting(key: "store.replica_timeout", kind: .duration, help: "wait this long for a replica, then use a fallback"),
+        Setting(key: "hinted_handoff", kind: .boolean, help: "keep hints for down replicas and hand them off"),
+        Setting(key: "store.max_hint_window", kind: .duration, help: "hints older than this are dropped"),
+        Setting(key: "store.max_hint_bytes", kind: .integer, help: "bound on the hints one node holds"),
+        Setting(key: "store.handoff_rate", kind: .integer, help: "hints handed off per second, at most"),
         Setting(key: "buckets", kind: .buckets, help: "per-bucket n, r, w, conflicts ([buckets.NAME] tables)"),
     ]
 
@@ -183,6 +188,9 @@ public enum ConfigLoader {
                 case .integer:
                     guard let int = value.int else { throw ConfigError("\(source): \(full) must be an integer") }
                     raw = .integer(int)
+                case .boolean:
+                    guard let flag = value.bool else { throw ConfigError("\(source): \(full) must be true or false") }
+                    raw = .text(flag ? "true" : "false")
                 case .list:
                     guard let array = value.array else {
                         throw ConfigError("\(source): \(full) must be an array of strings")
@@ -333,11 +341,24 @@ public enum ConfigLoader {
         case "periodic": sync = .periodic(try duration("store.sync_interval", default: .seconds(1)))
         default: throw ConfigError("\(text("store.sync")!.1): store.sync must be \"batch\" or \"periodic\"")
         }
+        func boolean(_ key: String, default fallback: Bool) throws(ConfigError) -> Bool {
+            guard let (value, source) = text(key) else { return fallback }
+            switch value.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: throw ConfigError("\(source): \(key) must be true or false, got \"\(value)\"")
+            }
+        }
         let store = StoreSettings(
             partitions: try integer("store.partitions", default: Partitioner.defaultPartitionCount, range: 1...65_536),
             sync: sync,
             maxValueBytes: try integer("store.max_value_bytes", default: 1 << 20, range: 1...(64 << 20)),
             requestTimeout: try duration("store.request_timeout", default: .seconds(5)),
+            replicaTimeout: try duration("store.replica_timeout", default: .seconds(1)),
+            hintedHandoff: try boolean("hinted_handoff", default: true),
+            maxHintWindow: try duration("store.max_hint_window", default: .seconds(3 * 3600)),
+            maxHintBytes: try integer("store.max_hint_bytes", default: 1 << 30, range: 0...(1 << 40)),
+            handoffRate: try integer("store.handoff_rate", default: 1000, range: 1...1_000_000),
             buckets: BucketTable(buckets: buckets))
 
         let name = try string("name", default: hostName)

@@ -9,7 +9,31 @@ import NIOHTTP1
 enum KVRoutes {
     static let contextHeader = "X-Chorus-Context"
 
-    static func route(_ request: APIRequest, kv: KVService, loop: EventLoop) -> EventLoopFuture<APIResponse> {
+    static func route(_ request: APIRequest, kv: KVService, metrics: AgentMetrics, loop: EventLoop)
+        -> EventLoopFuture<APIResponse>
+    {
+        let started = ContinuousClock.now
+        let operation = request.method == .GET ? "get" : request.method == .DELETE ? "delete" : "put"
+        return serve(request, kv: kv, loop: loop).map { response in
+            metrics.request(operation, outcome: outcome(of: response.status), duration: ContinuousClock.now - started)
+            return response
+        }
+    }
+
+    /// The `outcome` label of a request's answer.
+    static func outcome(of status: HTTPResponseStatus) -> String {
+        switch status.code {
+        case 200, 204, 300: "ok"
+        case 404: "not_found"
+        case 409: "conflict"
+        case 503: "quorum_failed"
+        case 413: "too_large"
+        case 400..<500: "bad_request"
+        default: "error"
+        }
+    }
+
+    private static func serve(_ request: APIRequest, kv: KVService, loop: EventLoop) -> EventLoopFuture<APIResponse> {
         let rest = request.path.dropFirst("/v1/kv/".count)
         guard let slash = rest.firstIndex(of: "/"),
             let bucket = String(rest[..<slash]).removingPercentEncoding,
@@ -26,7 +50,7 @@ enum KVRoutes {
         default:
             return loop.makeSucceededFuture(.error(.methodNotAllowed, "\(request.method) not allowed on keys"))
         }
-        for name in request.query.keys where !["r", "w", "timeout", "replica"].contains(name) {
+        for name in request.query.keys where !["r", "w", "timeout", "replica", "sloppy"].contains(name) {
             return loop.makeSucceededFuture(.error(.badRequest, "unknown parameter '\(name)'"))
         }
         if let replica = request.query["replica"] {
@@ -47,7 +71,7 @@ enum KVRoutes {
         let kvRequest = KVRequest(
             operation: operation, bucket: bucket, key: key, value: operation == .put ? request.body : [],
             context: request.headers.first(name: contextHeader) ?? "", r: request.query["r"] ?? "",
-            w: request.query["w"] ?? "", timeoutMilliseconds: UInt32(clamping: max(0, milliseconds)))
+            w: request.query["w"] ?? "", sloppy: request.query["sloppy"] ?? "", timeoutMilliseconds: UInt32(clamping: max(0, milliseconds)))
         return kv.handle(kvRequest).map(response)
     }
 

@@ -20,13 +20,15 @@ final class KVService: Sendable {
     let membership: MembershipService
     let replicas: ReplicaStore
     let group: EventLoopGroup
+    let metrics: AgentMetrics
     let logger: Logger
     private let clock = NIOLockedValueBox(HybridLogicalClock())
 
     init(
-        settings: StoreSettings, clusterName: String, membership: MembershipService, store: any ObjectStore,
-        readers: NIOThreadPool, group: EventLoopGroup, logger: Logger
+        settings: StoreSettings, clusterName: String, membership: MembershipService, store: any ObjectStore & HintStore,
+        readers: NIOThreadPool, group: EventLoopGroup, metrics: AgentMetrics, logger: Logger
     ) {
+        self.metrics = metrics
         self.settings = settings
         self.clusterName = clusterName
         self.localID = membership.localID
@@ -52,13 +54,16 @@ final class KVService: Sendable {
         }
         let view = membership.view
         let partition = view.placement.partitioner.partition(bucket: request.bucket, key: request.key)
-        let home = view.placement.homeReplicas(of: partition, n: validated.properties.n)
+        let ranking = view.placement.ranking(of: partition)
+        let n = validated.properties.n
+        let home = Array(ranking.prefix(n))
+        let fallbacks = Array(ranking.dropFirst(n))
         switch request.operation {
         case .get:
-            return read(validated, home: home, view: view, loop: loop)
+            return read(validated, home: home, fallbacks: fallbacks, view: view, loop: loop)
         case .put, .delete:
             if home.contains(localID) {
-                return write(validated, home: home, view: view, loop: loop)
+                return write(validated, home: home, fallbacks: fallbacks, view: view, loop: loop)
             }
             return forward(request, home: home, view: view, loop: loop, required: validated.required)
         }
@@ -69,6 +74,7 @@ final class KVService: Sendable {
         var request: KVRequest
         var properties: BucketProperties
         var required: Int
+        var sloppy: Bool
         var context: VersionVector
         var timeout: TimeAmount
     }
@@ -118,16 +124,23 @@ final class KVService: Sendable {
         guard request.timeoutMilliseconds > 0, request.timeoutMilliseconds <= 120_000 else {
             throw RequestError(400, "timeout must be from 1ms to 120s")
         }
+        var sloppy = properties.sloppy
+        switch request.sloppy {
+        case "": break
+        case "true": sloppy = true
+        case "false": sloppy = false
+        default: throw RequestError(400, "sloppy must be true or false, got '\(request.sloppy)'")
+        }
         return ValidatedRequest(
-            request: request, properties: properties, required: required, context: context,
+            request: request, properties: properties, required: required, sloppy: sloppy, context: context,
             timeout: .milliseconds(Int64(request.timeoutMilliseconds)))
     }
 
     // MARK: - Writes
 
-    private func write(_ request: ValidatedRequest, home: [NodeID], view: ClusterView, loop: EventLoop)
-        -> EventLoopFuture<KVResponse>
-    {
+    private func write(
+        _ request: ValidatedRequest, home: [NodeID], fallbacks: [NodeID], view: ClusterView, loop: EventLoop
+    ) -> EventLoopFuture<KVResponse> {
         let bucket = request.request.bucket
         let key = request.request.key
         let value: [UInt8]? = request.request.operation == .delete ? nil : request.request.value
@@ -145,18 +158,18 @@ final class KVService: Sendable {
                     "key has many siblings",
                     metadata: ["bucket": "\(bucket)", "key": "\(key)", "siblings": "\(object.siblingCount)"])
             }
-            let others = home.filter { $0 != localID }
             return replicate(
-                object, bucket: bucket, key: key, to: others, view: view, required: request.required,
-                alreadyAcknowledged: 1, timeout: request.timeout, loop: loop
+                object, bucket: bucket, key: key, home: home, fallbacks: fallbacks, view: view, request: request,
+                loop: loop
             ).map { outcome in
                 guard outcome.met else {
                     return Self.quorumFailure(
-                        "write", acknowledged: outcome.acknowledged, required: request.required, n: home.count,
-                        failures: outcome.failures)
+                        request.request.operation == .delete ? "delete" : "write", acknowledged: outcome.counted,
+                        required: request.required, n: home.count,
+                        failures: outcome.failures.map { "\(view.members[$0.node]?.name ?? "\($0.node)"): \($0.reason)" },
+                        hinted: outcome.sloppy ? nil : outcome.hintedAcknowledgements)
                 }
-                return KVResponse(
-                    status: 204, context: CausalContext.encode(object.join, clusterName: self.clusterName))
+                return KVResponse(status: 204, context: CausalContext.encode(object.join, clusterName: self.clusterName))
             }
         }.flatMapErrorThrowing { error in
             if let refusal = error as? ReplicaStore.WriteError, case .tooManySiblings = refusal {
@@ -166,65 +179,65 @@ final class KVService: Sendable {
         }
     }
 
-    struct ReplicationOutcome {
-        var met: Bool
-        var acknowledged: Int
-        var failures: [String]
+    /// Runs a `SloppyWrite`: sends the object to the other home replicas, to
+    /// fallbacks with hints for those down or slow, and completes with the outcome
+    /// the client gets. Sends the machine asks for after that still go out.
+    private func replicate(
+        _ object: Object, bucket: String, key: String, home: [NodeID], fallbacks: [NodeID], view: ClusterView,
+        request: ValidatedRequest, loop: EventLoop
+    ) -> EventLoopFuture<SloppyWrite.Outcome> {
+        let promise = loop.makePromise(of: SloppyWrite.Outcome.self)
+        let encoded = ObjectCodec.encode(object)
+        let reachable = Set(view.members.keys.filter { view.isReachable($0) })
+        var initial: [SloppyWrite.Effect] = []
+        let machine = NIOLockedValueBox(
+            SloppyWrite(
+                coordinator: localID, home: home, fallbacks: hintedHandoffFallbacks(fallbacks), required: request.required,
+                sloppy: request.sloppy, reachable: reachable, effects: &initial))
+        let replicaTimeout = min(settings.replicaTimeout.timeAmount, request.timeout)
+
+        @Sendable func run(_ effects: [SloppyWrite.Effect]) {
+            for effect in effects {
+                switch effect {
+                case .finish(let outcome):
+                    promise.succeed(outcome)
+                case .startReplicaTimer(let node):
+                    loop.scheduleTask(in: replicaTimeout) {
+                        run(machine.withLockedValue { $0.replicaTimedOut(node) })
+                    }
+                case .send(let node, let hintFor):
+                    guard let member = view.members[node] else {
+                        run(machine.withLockedValue { $0.failed(node, reason: "not a member") })
+                        continue
+                    }
+                    let message = ClusterMessage.replicaWrite(
+                        ReplicaWrite(bucket: bucket, key: key, object: encoded, hintFor: hintFor))
+                    membership.sessions.request(message, to: member.address, timeout: request.timeout)
+                        .whenComplete { [metrics] result in
+                            metrics.replicaRequest(kind: "write", outcome: Self.replicaOutcome(result))
+                            switch result {
+                            case .success(.replicaWriteReply(nil)):
+                                run(machine.withLockedValue { $0.acknowledged(by: node) })
+                            case .success(.replicaWriteReply(let error?)):
+                                run(machine.withLockedValue { $0.failed(node, reason: error) })
+                            case .success(let other):
+                                run(machine.withLockedValue { $0.failed(node, reason: "unexpected reply \(other)") })
+                            case .failure(let error):
+                                run(machine.withLockedValue { $0.failed(node, reason: "\(error)") })
+                            }
+                        }
+                }
+            }
+        }
+        run(initial)
+        loop.scheduleTask(in: request.timeout) { run(machine.withLockedValue { $0.requestTimedOut() }) }
+        return promise.futureResult
     }
 
-    /// Sends `object` to `targets` in parallel; completes as soon as `required`
-    /// acknowledgements (counting `alreadyAcknowledged`) are in, when they can no
-    /// longer be, or at the timeout.
-    private func replicate(
-        _ object: Object, bucket: String, key: String, to targets: [NodeID], view: ClusterView, required: Int,
-        alreadyAcknowledged: Int, timeout: TimeAmount, loop: EventLoop
-    ) -> EventLoopFuture<ReplicationOutcome> {
-        let promise = loop.makePromise(of: ReplicationOutcome.self)
-        let state = NIOLockedValueBox((acknowledged: alreadyAcknowledged, failures: [String](), answered: 0))
-        let total = targets.count
-        @Sendable func settle() {
-            let (acknowledged, failures, answered) = state.withLockedValue {
-                ($0.acknowledged, $0.failures, $0.answered)
-            }
-            if acknowledged >= required {
-                promise.succeed(ReplicationOutcome(met: true, acknowledged: acknowledged, failures: failures))
-            } else if answered == total {
-                // A quorum that can no longer be met still waits for the replies in
-                // flight, so the error names how many replicas really acknowledged.
-                promise.succeed(ReplicationOutcome(met: false, acknowledged: acknowledged, failures: failures))
-            }
-        }
-        settle()
-        let message = ClusterMessage.replicaWrite(
-            ReplicaWrite(bucket: bucket, key: key, object: ObjectCodec.encode(object)))
-        for target in targets {
-            guard let member = view.members[target] else {
-                state.withLockedValue {
-                    $0.answered += 1
-                    $0.failures.append("\(target): not a member")
-                }
-                settle()
-                continue
-            }
-            membership.sessions.request(message, to: member.address, timeout: timeout).whenComplete { result in
-                state.withLockedValue { state in
-                    state.answered += 1
-                    switch result {
-                    case .success(.replicaWriteReply(nil)): state.acknowledged += 1
-                    case .success(.replicaWriteReply(let error?)): state.failures.append("\(member.name): \(error)")
-                    case .success(let other): state.failures.append("\(member.name): unexpected reply \(other)")
-                    case .failure(let error): state.failures.append("\(member.name): \(error)")
-                    }
-                }
-                settle()
-            }
-        }
-        loop.scheduleTask(in: timeout) {
-            let acknowledged = state.withLockedValue { $0.acknowledged }
-            promise.succeed(
-                ReplicationOutcome(met: acknowledged >= required, acknowledged: acknowledged, failures: ["timed out"]))
-        }
-        return promise.futureResult
+    /// With hinted handoff off, no fallback takes hints: down replicas are left
+    /// to read repair and anti-entropy.
+    private func hintedHandoffFallbacks(_ fallbacks: [NodeID]) -> [NodeID] {
+        settings.hintedHandoff ? fallbacks : []
     }
 
     /// A write reaching a node that is not a home replica of its key goes to one
@@ -246,7 +259,8 @@ final class KVService: Sendable {
                 return loop.makeSucceededFuture(
                     Self.quorumFailure(
                         request.operation == .delete ? "delete" : "write", acknowledged: 0, required: required,
-                        n: home.count, failures: failures.isEmpty ? ["no home replica reachable"] : failures))
+                        n: home.count, failures: failures.isEmpty ? ["no home replica reachable"] : failures,
+                        hinted: nil))
             }
             return membership.sessions.request(.forward(forwarded), to: member.address, timeout: remaining)
                 .hop(to: loop)
@@ -261,89 +275,117 @@ final class KVService: Sendable {
 
     // MARK: - Reads
 
-    private func read(_ request: ValidatedRequest, home: [NodeID], view: ClusterView, loop: EventLoop)
-        -> EventLoopFuture<KVResponse>
-    {
+    private func read(
+        _ request: ValidatedRequest, home: [NodeID], fallbacks: [NodeID], view: ClusterView, loop: EventLoop
+    ) -> EventLoopFuture<KVResponse> {
         let bucket = request.request.bucket
         let key = request.request.key
         let promise = loop.makePromise(of: KVResponse.self)
-        let state = NIOLockedValueBox(
-            (merged: Object?.none, answered: 0, succeeded: 0, failures: [String](), done: false))
-        let required = request.required
-        let total = home.count
-        let lww = request.properties.conflicts == .lww
+        let reachable = Set(view.members.keys.filter { view.isReachable($0) })
+        let targets = QuorumRead.targets(home: home, fallbacks: fallbacks, reachable: reachable)
+        let machine = NIOLockedValueBox(
+            (
+                read: QuorumRead(
+                    targets: targets, n: home.count, required: request.required, sloppy: request.sloppy,
+                    lww: request.properties.conflicts == .lww),
+                outstanding: targets.count, repaired: false
+            ))
         let clusterName = self.clusterName
+        let required = request.required
+        let n = home.count
 
-        @Sendable func record(_ result: Result<Object?, Error>, from name: String) {
-            let response: KVResponse? = state.withLockedValue { state in
-                guard !state.done else { return nil }
-                state.answered += 1
-                switch result {
-                case .success(let object):
-                    state.succeeded += 1
-                    if let object {
-                        state.merged = state.merged.map { lww ? $0.lwwMerged(object) : $0.merged(object) } ?? object
-                    }
-                case .failure(let error):
-                    state.failures.append("\(name): \(error)")
-                }
-                if state.succeeded >= required {
-                    state.done = true
-                    let merged = state.merged
-                    return Self.readResponse(merged, clusterName: clusterName)
-                }
-                if state.answered == total {
-                    state.done = true
-                    return Self.quorumFailure(
-                        "read", acknowledged: state.succeeded, required: required, n: total, failures: state.failures)
-                }
-                return nil
+        @Sendable func decided(_ decision: QuorumRead.Decision?) {
+            switch decision {
+            case .respond(let merged)?:
+                promise.succeed(Self.readResponse(merged, clusterName: clusterName))
+            case .fail(let answered, let failures)?:
+                promise.succeed(
+                    Self.quorumFailure(
+                        "read", acknowledged: answered, required: required, n: n, failures: failures, hinted: nil))
+            case nil:
+                break
             }
-            if let response { promise.succeed(response) }
         }
 
-        for node in home {
+        /// Read repair (Dynamo §4.7): once every reply is in (or the window
+        /// closes), home replicas that returned an older copy or none get the merge.
+        @Sendable func repairIfDone(force: Bool) {
+            let plan: (Object, [NodeID])? = machine.withLockedValue { state in
+                guard !state.repaired, force || state.outstanding == 0, let merged = state.read.merged else {
+                    return nil
+                }
+                state.repaired = true
+                return (merged, state.read.repairTargets)
+            }
+            guard let (merged, stale) = plan, !stale.isEmpty else { return }
+            repair(merged, bucket: bucket, key: key, on: stale, view: view)
+        }
+
+        @Sendable func record(_ node: NodeID, _ result: Result<Object?, Error>) {
+            let decision = machine.withLockedValue { state -> QuorumRead.Decision? in
+                state.outstanding -= 1
+                switch result {
+                case .success(let object): return state.read.answered(node, object)
+                case .failure(let error):
+                    return state.read.failed(node, reason: "\(view.members[node]?.name ?? "\(node)"): \(error)")
+                }
+            }
+            decided(decision)
+            repairIfDone(force: false)
+        }
+
+        decided(machine.withLockedValue { $0.read.start() })
+        for target in targets {
+            let node = target.node
             if node == localID {
                 replicas.read(bucket: bucket, key: key, on: loop).whenComplete { result in
-                    record(result.mapError { $0 }, from: "local")
+                    record(node, result.mapError { $0 })
                 }
                 continue
             }
             guard let member = view.members[node] else {
-                record(.failure(SessionError.closed), from: "\(node)")
+                record(node, .failure(ReplicaError(message: "not a member")))
                 continue
             }
-            membership.sessions.request(
-                .replicaRead(bucket: bucket, key: key), to: member.address, timeout: request.timeout
-            )
-            .whenComplete { result in
-                switch result {
-                case .success(.replicaReadReply(let bytes, nil)):
-                    do {
-                        record(.success(try bytes.map { try ObjectCodec.decode($0) }), from: member.name)
-                    } catch {
-                        record(.failure(error), from: member.name)
+            membership.sessions.request(.replicaRead(bucket: bucket, key: key), to: member.address, timeout: request.timeout)
+                .whenComplete { [metrics] result in
+                    metrics.replicaRequest(kind: "read", outcome: Self.replicaOutcome(result))
+                    switch result {
+                    case .success(.replicaReadReply(let bytes, nil)):
+                        do {
+                            record(node, .success(try bytes.map { try ObjectCodec.decode($0) }))
+                        } catch {
+                            record(node, .failure(error))
+                        }
+                    case .success(.replicaReadReply(_, let error?)):
+                        record(node, .failure(ReplicaError(message: error)))
+                    case .success(let other):
+                        record(node, .failure(ReplicaError(message: "unexpected reply \(other)")))
+                    case .failure(let error):
+                        record(node, .failure(error))
                     }
-                case .success(.replicaReadReply(_, let error?)):
-                    record(.failure(ReplicaError(message: error)), from: member.name)
-                case .success(let other):
-                    record(.failure(ReplicaError(message: "unexpected reply \(other)")), from: member.name)
-                case .failure(let error):
-                    record(.failure(error), from: member.name)
                 }
-            }
         }
         loop.scheduleTask(in: request.timeout) {
-            let response: KVResponse? = state.withLockedValue { state in
-                guard !state.done else { return nil }
-                state.done = true
-                return Self.quorumFailure(
-                    "read", acknowledged: state.succeeded, required: required, n: total,
-                    failures: state.failures + ["timed out"])
-            }
-            if let response { promise.succeed(response) }
+            decided(machine.withLockedValue { $0.read.requestTimedOut() })
+            repairIfDone(force: true)
         }
         return promise.futureResult
+    }
+
+    /// Sends the merged object to replicas whose copy was stale.
+    private func repair(_ merged: Object, bucket: String, key: String, on nodes: [NodeID], view: ClusterView) {
+        let message = ClusterMessage.replicaWrite(
+            ReplicaWrite(bucket: bucket, key: key, object: ObjectCodec.encode(merged)))
+        for node in nodes {
+            if node == localID {
+                _ = replicas.merge(bucket: bucket, key: key, incoming: merged, on: group.next())
+            } else if let member = view.members[node] {
+                _ = membership.sessions.request(message, to: member.address, timeout: .seconds(5))
+            }
+        }
+        metrics.readRepair(count: nodes.count)
+        logger.debug("read repair", metadata: ["bucket": "\(bucket)", "key": "\(key)", "replicas": "\(nodes.count)"])
     }
 
     struct ReplicaError: Error, CustomStringConvertible {
@@ -377,6 +419,24 @@ final class KVService: Sendable {
                 return loop.makeSucceededFuture(.replicaWriteReply(error: "unreadable object: \(error)"))
             }
             witness(incoming)
+            if let target = write.hintFor, target != localID {
+                return replicas.hold(
+                    bucket: write.bucket, key: write.key, incoming: incoming, for: target, now: WallClock.nanoseconds(),
+                    on: loop
+                )
+                .map { [metrics] in
+                    metrics.hintStored()
+                    return ClusterMessage.replicaWriteReply(error: nil)
+                }
+                .recover { [metrics] error in
+                    if case .storage(.hintsFull)? = error as? ReplicaStore.WriteError {
+                        metrics.hintDropped(reason: "full")
+                    } else {
+                        metrics.hintDropped(reason: "error")
+                    }
+                    return .replicaWriteReply(error: "cannot keep the hint: \(error)")
+                }
+            }
             return replicas.merge(bucket: write.bucket, key: write.key, incoming: incoming, on: loop)
                 .map { _ in ClusterMessage.replicaWriteReply(error: nil) }
                 .recover { error in .replicaWriteReply(error: "\(error)") }
@@ -400,23 +460,37 @@ final class KVService: Sendable {
 
     // MARK: - Responses
 
+    /// The `outcome` label of one replica request.
+    static func replicaOutcome(_ result: Result<ClusterMessage, Error>) -> String {
+        switch result {
+        case .success(.replicaWriteReply(nil)), .success(.replicaReadReply(_, nil)): "ok"
+        case .failure(SessionError.timedOut): "timeout"
+        default: "error"
+        }
+    }
+
     static func errorResponse(_ status: UInt16, _ message: String) -> KVResponse {
         KVResponse(status: status, body: json(["error": message]))
     }
 
-    static func quorumFailure(_ operation: String, acknowledged: Int, required: Int, n: Int, failures: [String])
-        -> KVResponse
-    {
+    /// 503 naming how many replicas acknowledged. `hinted`, for strict requests,
+    /// counts the fallbacks that took the write but did not count.
+    static func quorumFailure(
+        _ operation: String, acknowledged: Int, required: Int, n: Int, failures: [String], hinted: Int?
+    ) -> KVResponse {
         struct Body: Encodable {
             var error: String
             var acknowledged: Int
             var required: Int
             var replicas: Int
+            var hinted: Int?
             var failures: [String]
         }
+        var error = "\(operation) quorum not met: \(acknowledged) of \(n) replicas acknowledged, \(required) required"
+        if let hinted { error += " (strict quorum; \(hinted) fallback nodes took hints that do not count)" }
         let body = Body(
-            error: "\(operation) quorum not met: \(acknowledged) of \(n) replicas acknowledged, \(required) required",
-            acknowledged: acknowledged, required: required, replicas: n, failures: failures)
+            error: error, acknowledged: acknowledged, required: required, replicas: n, hinted: hinted,
+            failures: failures)
         return KVResponse(status: 503, body: json(body))
     }
 

@@ -30,25 +30,57 @@ final class ReplicaStore: Sendable {
         }
     }
 
-    let store: any ObjectStore
+    let store: any ObjectStore & HintStore
     let buckets: BucketTable
     let partitioner: Partitioner
     let readers: NIOThreadPool
 
-    init(store: any ObjectStore, buckets: BucketTable, partitioner: Partitioner, readers: NIOThreadPool) {
+    init(store: any ObjectStore & HintStore, buckets: BucketTable, partitioner: Partitioner, readers: NIOThreadPool) {
         self.store = store
         self.buckets = buckets
         self.partitioner = partitioner
         self.readers = readers
     }
 
-    /// What this replica holds for the key (read on the reader pool, never the event loop).
+    /// What this node holds for the key (read on the reader pool, never the event
+    /// loop): its own copy merged with any hints it keeps for other replicas, so a
+    /// fallback answers reads for the keys it holds until handoff (issue: "a hinted
+    /// replica also answers reads").
     func read(bucket: String, key: String, on loop: EventLoop) -> EventLoopFuture<Object?> {
         let store = self.store
+        let lww = buckets.properties(of: bucket).conflicts == .lww
         return readers.runIfActive(eventLoop: loop) {
-            guard let bytes = try store.get(bucket: bucket, key: key) else { return nil }
-            return try ObjectCodec.decode(bytes)
+            var object = try store.get(bucket: bucket, key: key).map { try ObjectCodec.decode($0) }
+            for hint in try store.hints(bucket: bucket, key: key) {
+                let held = try ObjectCodec.decode(hint.value)
+                object = object.map { lww ? $0.lwwMerged(held) : $0.merged(held) } ?? held
+            }
+            return object
         }
+    }
+
+    /// Keeps `incoming` as a hint for `target` (merged with any hint already held
+    /// for it), durably.
+    func hold(bucket: String, key: String, incoming: Object, for target: NodeID, now: UInt64, on loop: EventLoop)
+        -> EventLoopFuture<Void>
+    {
+        let lww = buckets.properties(of: bucket).conflicts == .lww
+        let promise = loop.makePromise(of: Void.self)
+        store.updateHint(
+            target: target.description, bucket: bucket, key: key, now: now,
+            { stored in
+                guard let stored, let held = try? ObjectCodec.decode(stored) else {
+                    return ObjectCodec.encode(incoming)
+                }
+                return ObjectCodec.encode(lww ? held.lwwMerged(incoming) : held.merged(incoming))
+            },
+            completion: { result in
+                switch result {
+                case .success: promise.succeed(())
+                case .failure(let error): promise.fail(WriteError.storage(error))
+                }
+            })
+        return promise.futureResult
     }
 
     /// Coordinator write (Dynamo §4.5, DVV §5): merges the client's value (or a

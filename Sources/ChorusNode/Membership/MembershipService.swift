@@ -39,6 +39,9 @@ public final class MembershipService: @unchecked Sendable {
     private var departure: MemberStatus?
     private var joined = false
     private let viewBox: NIOLockedValueBox<ClusterView>
+    /// Members' addresses saved in the data dir, to rejoin through after a restart.
+    private var knownPeers: [Endpoint]
+    private var peersSaveScheduled = false
     /// Peers whose bucket settings differ from ours.
     private var bucketDisagreements: Set<String> = []
     /// Handles agent-to-agent requests that are not about membership (the store's).
@@ -75,6 +78,7 @@ public final class MembershipService: @unchecked Sendable {
         }
         self.stateStore = stateStore
         self.persistedIncarnation = incarnation
+        self.knownPeers = stateStore.knownPeers()
         let id = state.id
 
         self.keyringPath = config.dataDir + "/keyring.json"
@@ -416,7 +420,9 @@ public final class MembershipService: @unchecked Sendable {
     /// Join through every seed, retrying with exponential backoff up to
     /// `join_retry_max` until one answers (serf's retry_join).
     private func joinSeeds(attempt: Int) {
-        let seeds = config.join.filter { $0 != config.advertise && $0 != config.bind }
+        var candidates = config.join
+        for peer in knownPeers where !candidates.contains(peer) { candidates.append(peer) }
+        let seeds = candidates.filter { $0 != config.advertise && $0 != config.bind }
         guard !seeds.isEmpty, departure == nil else {
             joined = true
             return
@@ -437,6 +443,7 @@ public final class MembershipService: @unchecked Sendable {
             let successes = results.filter { (try? $0.get()) == true }.count
             if successes > 0 {
                 joined = true
+                execute(swim.announce(now: Self.monotonicNow()))
                 logger.info(
                     "joined cluster",
                     metadata: ["seeds": "\(successes)/\(seeds.count)", "members": "\(swim.members.count)"])
@@ -478,9 +485,28 @@ public final class MembershipService: @unchecked Sendable {
     /// The members and the partition placement as this node sees them now.
     public var view: ClusterView { viewBox.withLockedValue { $0 } }
 
+    /// Saves the members' addresses (at most every few seconds), so a restart can
+    /// rejoin through them.
+    private func scheduleKnownPeersSave() {
+        guard !peersSaveScheduled else { return }
+        peersSaveScheduled = true
+        loop.scheduleTask(in: .seconds(5)) { [self] in
+            peersSaveScheduled = false
+            let peers = swim.members.filter { $0.id != localID && $0.status != .left }.map(\.address)
+            guard peers != knownPeers else { return }
+            knownPeers = peers
+            do {
+                try stateStore.saveKnownPeers(peers)
+            } catch {
+                logger.warning("cannot save known peers", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     /// Publishes the current members; placement is recomputed only when the ring
     /// (every member that has not left) changed, not on every failure or recovery.
     private func publishView() {
+        scheduleKnownPeersSave()
         var members: [NodeID: Member] = [:]
         for member in swim.members { members[member.id] = member }
         viewBox.withLockedValue { view in

@@ -96,6 +96,18 @@ final class NodeStateStore: Sendable {
         }
     }
 
+    /// The members' gossip addresses as last saved.
+    func knownPeers() -> [Endpoint] {
+        guard let bytes = try? store.meta(MetaName.knownPeers) else { return [] }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap {
+            Endpoint(parsing: String($0))
+        }
+    }
+
+    func saveKnownPeers(_ peers: [Endpoint]) throws(StoreError) {
+        try store.setMeta(MetaName.knownPeers, Array(peers.map(\.description).joined(separator: "\n").utf8))
+    }
+
     /// Durably records a raised incarnation.
     func saveIncarnation(_ incarnation: UInt64) throws(StoreError) {
         try store.setMeta(MetaName.incarnation, Self.encode(incarnation))
