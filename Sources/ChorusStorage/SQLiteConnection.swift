@@ -210,3 +210,31 @@ extension StoreError {
         }
     }
 }
+
+extension SQLiteConnection {
+    /// One page of `table`'s rows whose `column` equals the value `bindFilter`
+    /// binds as `?1`, ordered by `(bucket, key)` and strictly after `after`
+    /// (keyset pagination: no OFFSET, so each page costs the same).
+    func keysetPage<Row>(
+        select columns: String, from table: String, where column: String, after: ObjectKey?, limit: Int,
+        bindFilter: (Statement) throws(StoreError) -> Void, row: (Statement) -> Row
+    ) throws(StoreError) -> [Row] {
+        let statement: Statement
+        if let after {
+            statement = try self.statement(
+                "SELECT \(columns) FROM \(table) WHERE \(column) = ?1 AND (bucket, key) > (?2, ?3) "
+                    + "ORDER BY bucket, key LIMIT ?4")
+            try statement.bind(2, after.bucket)
+            try statement.bind(3, after.key)
+        } else {
+            statement = try self.statement(
+                "SELECT \(columns) FROM \(table) WHERE \(column) = ?1 ORDER BY bucket, key LIMIT ?4")
+        }
+        defer { statement.reset() }
+        try bindFilter(statement)
+        try statement.bind(4, max(1, limit))
+        var rows: [Row] = []
+        while try statement.step() { rows.append(row(statement)) }
+        return rows
+    }
+}

@@ -30,23 +30,10 @@ extension SQLiteObjectStore: HintStore {
 
     public func hints(target: String, after: ObjectKey?, limit: Int) throws(StoreError) -> [Hint] {
         try engine.withReader { connection throws(StoreError) in
-            let statement: Statement
-            if let after {
-                statement = try connection.statement(
-                    "SELECT \(hintColumns) FROM hints WHERE target = ?1 AND (bucket, key) > (?2, ?3) "
-                        + "ORDER BY bucket, key LIMIT ?4")
-                try statement.bind(2, after.bucket)
-                try statement.bind(3, after.key)
-            } else {
-                statement = try connection.statement(
-                    "SELECT \(hintColumns) FROM hints WHERE target = ?1 ORDER BY bucket, key LIMIT ?4")
-            }
-            defer { statement.reset() }
-            try statement.bind(1, target)
-            try statement.bind(4, max(1, limit))
-            var hints: [Hint] = []
-            while try statement.step() { hints.append(statement.hint()) }
-            return hints
+            try connection.keysetPage(
+                select: hintColumns, from: "hints", where: "target", after: after, limit: limit,
+                bindFilter: { statement throws(StoreError) in try statement.bind(1, target) },
+                row: { $0.hint() })
         }
     }
 

@@ -38,26 +38,10 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
 
     public func scan(partition: Int, after: ObjectKey?, limit: Int) throws(StoreError) -> [StoredRecord] {
         try engine.withReader { connection throws(StoreError) in
-            let statement: Statement
-            if let after {
-                statement = try connection.statement(
-                    "SELECT bucket, key, value FROM objects WHERE partition = ?1 AND (bucket, key) > (?2, ?3) "
-                        + "ORDER BY bucket, key LIMIT ?4")
-                try statement.bind(2, after.bucket)
-                try statement.bind(3, after.key)
-            } else {
-                statement = try connection.statement(
-                    "SELECT bucket, key, value FROM objects WHERE partition = ?1 ORDER BY bucket, key LIMIT ?4")
-            }
-            defer { statement.reset() }
-            try statement.bind(1, partition)
-            try statement.bind(4, max(1, limit))
-            var objects: [StoredRecord] = []
-            while try statement.step() {
-                objects.append(
-                    StoredRecord(bucket: statement.text(0), key: statement.text(1), value: statement.blob(2)))
-            }
-            return objects
+            try connection.keysetPage(
+                select: "bucket, key, value", from: "objects", where: "partition", after: after, limit: limit,
+                bindFilter: { statement throws(StoreError) in try statement.bind(1, partition) },
+                row: { StoredRecord(bucket: $0.text(0), key: $0.text(1), value: $0.blob(2)) })
         }
     }
 
