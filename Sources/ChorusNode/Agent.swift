@@ -31,6 +31,8 @@ public enum Agent {
         defer { try? readers.syncShutdownGracefully() }
         let exitPromise = group.next().makePromise(of: Int32.self)
         let exit: @Sendable (Int32) -> Void = { code in exitPromise.succeed(code) }
+        // Every way out completes the promise (a second completion is ignored).
+        defer { exitPromise.succeed(1) }
         // Prometheus metrics on `GET /metrics`; also the process-wide swift-metrics backend.
         let metrics = AgentMetrics()
         metrics.bootstrapGlobalMetricsSystem()
