@@ -26,6 +26,8 @@ public enum Agent {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
+        let membershipGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? membershipGroup.syncShutdownGracefully() }
         let readers = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         readers.start()
         defer { try? readers.syncShutdownGracefully() }
@@ -43,7 +45,8 @@ public enum Agent {
         do {
             stateStore = try NodeStateStore(dataDir: config.dataDir, sync: config.store.sync)
             service = try MembershipService(
-                config: config, stateStore: stateStore, group: group, logger: logger, onExit: exit)
+                config: config, stateStore: stateStore, group: group, loop: membershipGroup.next(), logger: logger,
+                onExit: exit)
             kv = KVService(
                 settings: config.store, clusterName: config.clusterName, membership: service,
                 store: stateStore.store, readers: readers, group: group, metrics: metrics, logger: logger)
@@ -91,6 +94,8 @@ public enum Agent {
 
         let code = (try? exitPromise.futureResult.wait()) ?? 1
         try? http.close().wait()
+        handoff.stop()
+        service.sessions.closeAll()
         logger.info("agent exited", metadata: ["status": "\(code)"])
         return code
     }

@@ -13,6 +13,7 @@ final class HintedHandoff: Sendable {
     /// Per target: last delivery error, for `chorus hints`.
     private let lastErrors = NIOLockedValueBox<[String: String]>([:])
     private let running = NIOLockedValueBox(false)
+    private let task = NIOLockedValueBox<RepeatedTask?>(nil)
     let store: any ObjectStore & HintStore
     let membership: MembershipService
     let settings: StoreSettings
@@ -37,8 +38,16 @@ final class HintedHandoff: Sendable {
 
     /// Checks for deliverable hints every second (cheap when there are none).
     func start() {
-        loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
+        let repeated = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
             round()
+        }
+        task.withLockedValue { $0 = repeated }
+    }
+
+    func stop() {
+        task.withLockedValue { task in
+            task?.cancel()
+            task = nil
         }
     }
 

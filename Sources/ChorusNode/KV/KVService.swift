@@ -195,16 +195,21 @@ final class KVService: Sendable {
                 coordinator: localID, home: home, fallbacks: hintedHandoffFallbacks(fallbacks), required: request.required,
                 sloppy: request.sloppy, reachable: reachable, effects: &initial))
         let replicaTimeout = min(settings.replicaTimeout.timeAmount, request.timeout)
+        // Timers are cancelled as soon as they are moot: at load, thousands of
+        // requests a second would otherwise keep their timers alive for seconds.
+        let timers = NIOLockedValueBox((replicas: [NodeID: Scheduled<Void>](), request: Scheduled<Void>?.none))
 
         @Sendable func run(_ effects: [SloppyWrite.Effect]) {
             for effect in effects {
                 switch effect {
                 case .finish(let outcome):
+                    timers.withLockedValue { $0.request }?.cancel()
                     promise.succeed(outcome)
                 case .startReplicaTimer(let node):
-                    loop.scheduleTask(in: replicaTimeout) {
+                    let timer = loop.scheduleTask(in: replicaTimeout) {
                         run(machine.withLockedValue { $0.replicaTimedOut(node) })
                     }
+                    timers.withLockedValue { $0.replicas[node] = timer }
                 case .send(let node, let hintFor):
                     guard let member = view.members[node] else {
                         run(machine.withLockedValue { $0.failed(node, reason: "not a member") })
@@ -214,6 +219,7 @@ final class KVService: Sendable {
                         ReplicaWrite(bucket: bucket, key: key, object: encoded, hintFor: hintFor))
                     membership.sessions.request(message, to: member.address, timeout: request.timeout)
                         .whenComplete { [metrics] result in
+                            timers.withLockedValue { $0.replicas.removeValue(forKey: node) }?.cancel()
                             metrics.replicaRequest(kind: "write", outcome: Self.replicaOutcome(result))
                             switch result {
                             case .success(.replicaWriteReply(nil)):
@@ -229,8 +235,11 @@ final class KVService: Sendable {
                 }
             }
         }
+        let requestTimer = loop.scheduleTask(in: request.timeout) {
+            run(machine.withLockedValue { $0.requestTimedOut() })
+        }
+        timers.withLockedValue { $0.request = requestTimer }
         run(initial)
-        loop.scheduleTask(in: request.timeout) { run(machine.withLockedValue { $0.requestTimedOut() }) }
         return promise.futureResult
     }
 
@@ -288,7 +297,7 @@ final class KVService: Sendable {
                 read: QuorumRead(
                     targets: targets, n: home.count, required: request.required, sloppy: request.sloppy,
                     lww: request.properties.conflicts == .lww),
-                outstanding: targets.count, repaired: false
+                outstanding: targets.count, repaired: false, timer: Scheduled<Void>?.none
             ))
         let clusterName = self.clusterName
         let required = request.required
@@ -311,10 +320,10 @@ final class KVService: Sendable {
         /// closes), home replicas that returned an older copy or none get the merge.
         @Sendable func repairIfDone(force: Bool) {
             let plan: (Object, [NodeID])? = machine.withLockedValue { state in
-                guard !state.repaired, force || state.outstanding == 0, let merged = state.read.merged else {
-                    return nil
-                }
+                guard !state.repaired, force || state.outstanding == 0 else { return nil }
                 state.repaired = true
+                state.timer?.cancel()
+                guard let merged = state.read.merged else { return nil }
                 return (merged, state.read.repairTargets)
             }
             guard let (merged, stale) = plan, !stale.isEmpty else { return }
@@ -366,9 +375,12 @@ final class KVService: Sendable {
                     }
                 }
         }
-        loop.scheduleTask(in: request.timeout) {
+        let timer = loop.scheduleTask(in: request.timeout) {
             decided(machine.withLockedValue { $0.read.requestTimedOut() })
             repairIfDone(force: true)
+        }
+        machine.withLockedValue { state in
+            if state.repaired { timer.cancel() } else { state.timer = timer }
         }
         return promise.futureResult
     }

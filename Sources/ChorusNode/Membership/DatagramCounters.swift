@@ -8,9 +8,8 @@ struct DatagramCounters: Sendable {
     /// Datagrams dropped, by reason: `too_short`, `bad_magic`, `bad_version`,
     /// `unknown_key`, `auth_failed`, `oversize`, `malformed`, `replay`, `stale`.
     var dropped: [String: UInt64] = [:]
+    /// Membership requests (push-pull, probes, key rotation) received over sessions.
     var tcpRequestsIn: UInt64 = 0
-    var tcpRequestsOut: UInt64 = 0
-    var tcpRequestFailures: UInt64 = 0
     /// TCP sessions refused at handshake or cut for a bad frame, by reason
     /// (same labels as datagrams, plus `stale` hellos).
     var tcpDropped: [String: UInt64] = [:]

@@ -55,13 +55,18 @@ public final class MembershipService: @unchecked Sendable {
 
     /// Takes the data dir lock, loads (or mints) the node's identity and keyring,
     /// and bumps the persisted incarnation. Nothing is bound yet.
+    /// - Parameters:
+    ///   - group: the event loops agent-to-agent sessions run on.
+    ///   - loop: the loop the membership protocol runs on: its own thread, so a
+    ///     node busy serving data still answers probes in time and is not
+    ///     suspected for it (Cassandra keeps gossip on its own stage for the same reason).
     init(
-        config: AgentConfig, stateStore: NodeStateStore, group: EventLoopGroup, logger: Logger,
+        config: AgentConfig, stateStore: NodeStateStore, group: EventLoopGroup, loop: EventLoop, logger: Logger,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws(ConfigError) {
         self.config = config
         self.group = group
-        self.loop = group.next()
+        self.loop = loop
         self.logger = logger
         self.onExit = onExit
         var system = SystemRandomNumberGenerator()
@@ -389,7 +394,6 @@ public final class MembershipService: @unchecked Sendable {
 
     /// Full-state exchange with `address`; on success both sides hold the union.
     private func pushPull(with address: Endpoint, joining: Bool) -> EventLoopFuture<Void> {
-        counters.tcpRequestsOut += 1
         let request = ClusterMessage.pushPull(
             joining: joining, state: swim.fullState(), keyring: snapshot(of: sealer.keyring),
             parameters: localParameters())
@@ -406,9 +410,6 @@ public final class MembershipService: @unchecked Sendable {
             default:
                 throw SessionError.handshakeFailed("unexpected reply to push-pull")
             }
-        }.flatMapErrorThrowing { [self] error in
-            counters.tcpRequestFailures += 1
-            throw error
         }
     }
 
@@ -660,8 +661,8 @@ public final class MembershipService: @unchecked Sendable {
                     in: counters.datagramsIn, out: counters.datagramsOut, bytesIn: counters.bytesIn,
                     bytesOut: counters.bytesOut, dropped: counters.dropped),
                 tcp: .init(
-                    requestsIn: counters.tcpRequestsIn, requestsOut: counters.tcpRequestsOut,
-                    requestFailures: counters.tcpRequestFailures, dropped: counters.tcpDropped),
+                    requestsIn: counters.tcpRequestsIn, requestsOut: sessions.requestCounts.sent,
+                    requestFailures: sessions.requestCounts.failed, dropped: counters.tcpDropped),
                 keyringVersion: sealer.keyring.version)
         }
     }

@@ -18,6 +18,10 @@ final class SessionPool: Sendable {
     private let refused: @Sendable (String, SocketAddress?) -> Void
     private let sessions = NIOLockedValueBox<[Endpoint: EventLoopFuture<SessionHandler>]>([:])
     private let inbound = NIOLockedValueBox<[ObjectIdentifier: SessionHandler]>([:])
+    private let counts = NIOLockedValueBox((sent: UInt64(0), failed: UInt64(0)))
+
+    /// Requests sent on every session since start, and how many failed or timed out.
+    var requestCounts: (sent: UInt64, failed: UInt64) { counts.withLockedValue { $0 } }
 
     init(
         group: EventLoopGroup, sealer: FrameSealer, localID: NodeID, maxClockDistance: Duration,
@@ -72,6 +76,7 @@ final class SessionPool: Sendable {
     > {
         let loop = group.next()
         let deadline = NIODeadline.now() + timeout
+        counts.withLockedValue { $0.sent += 1 }
         return session(to: address, timeout: timeout).hop(to: loop).flatMap { handler in
             let remaining = deadline - NIODeadline.now()
             guard remaining > .zero else { return loop.makeFailedFuture(SessionError.timedOut(address)) }
@@ -79,7 +84,8 @@ final class SessionPool: Sendable {
             return channelLoop.flatSubmit {
                 handler.request(message, timeout: remaining, loop: channelLoop)
             }.hop(to: loop)
-        }.flatMapErrorThrowing { error in
+        }.flatMapErrorThrowing { [counts] error in
+            counts.withLockedValue { $0.failed += 1 }
             if case SessionError.timedOut(nil) = error { throw SessionError.timedOut(address) }
             throw error
         }
