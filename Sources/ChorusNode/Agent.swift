@@ -28,9 +28,6 @@ public enum Agent {
         defer { try? group.syncShutdownGracefully() }
         let membershipGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? membershipGroup.syncShutdownGracefully() }
-        let readers = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
-        readers.start()
-        defer { try? readers.syncShutdownGracefully() }
         let exitPromise = group.next().makePromise(of: Int32.self)
         let exit: @Sendable (Int32) -> Void = { code in exitPromise.succeed(code) }
         // Every way out completes the promise (a second completion is ignored).
@@ -49,7 +46,7 @@ public enum Agent {
                 onExit: exit)
             kv = KVService(
                 settings: config.store, clusterName: config.clusterName, membership: service,
-                store: stateStore.store, readers: readers, group: group, metrics: metrics, logger: logger)
+                store: stateStore.store, group: group, metrics: metrics, logger: logger)
             service.otherRequests = { message, peer, _ in kv.handleReplicaRequest(message, from: peer) }
         } catch {
             logger.critical("cannot start: \(error)")

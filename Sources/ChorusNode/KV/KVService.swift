@@ -26,7 +26,7 @@ final class KVService: Sendable {
 
     init(
         settings: StoreSettings, clusterName: String, membership: MembershipService, store: any ObjectStore & HintStore,
-        readers: NIOThreadPool, group: EventLoopGroup, metrics: AgentMetrics, logger: Logger
+        group: EventLoopGroup, metrics: AgentMetrics, logger: Logger
     ) {
         self.metrics = metrics
         self.settings = settings
@@ -35,7 +35,7 @@ final class KVService: Sendable {
         self.membership = membership
         self.replicas = ReplicaStore(
             store: store, buckets: settings.buckets,
-            partitioner: Partitioner(partitionCount: settings.partitions), readers: readers)
+            partitioner: Partitioner(partitionCount: settings.partitions))
         self.group = group
         self.logger = logger
     }

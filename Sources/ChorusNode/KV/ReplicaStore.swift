@@ -33,23 +33,24 @@ final class ReplicaStore: Sendable {
     let store: any ObjectStore & HintStore
     let buckets: BucketTable
     let partitioner: Partitioner
-    let readers: NIOThreadPool
 
-    init(store: any ObjectStore & HintStore, buckets: BucketTable, partitioner: Partitioner, readers: NIOThreadPool) {
+    init(store: any ObjectStore & HintStore, buckets: BucketTable, partitioner: Partitioner) {
         self.store = store
         self.buckets = buckets
         self.partitioner = partitioner
-        self.readers = readers
     }
 
-    /// What this node holds for the key (read on the reader pool, never the event
-    /// loop): its own copy merged with any hints it keeps for other replicas, so a
-    /// fallback answers reads for the keys it holds until handoff (issue: "a hinted
-    /// replica also answers reads").
+    /// What this node holds for the key: its own copy merged with any hints it
+    /// keeps for other replicas, so a fallback answers reads for the keys it holds
+    /// until handoff.
+    ///
+    /// Read in place on the calling event loop: a primary-key lookup in SQLite's
+    /// page cache takes microseconds, less than a hop to a thread pool, and reading
+    /// inline keeps back-pressure (a pool's queue grew without bound under load).
     func read(bucket: String, key: String, on loop: EventLoop) -> EventLoopFuture<Object?> {
         let store = self.store
         let lww = buckets.properties(of: bucket).conflicts == .lww
-        return readers.runIfActive(eventLoop: loop) {
+        return loop.makeCompletedFuture {
             var object = try store.get(bucket: bucket, key: key).map { try ObjectCodec.decode($0) }
             for hint in try store.hints(bucket: bucket, key: key) {
                 let held = try ObjectCodec.decode(hint.value)
