@@ -39,6 +39,7 @@ public enum Agent {
         let stateStore: NodeStateStore
         let service: MembershipService
         let kv: KVService
+        let antiEntropy: AntiEntropy
         do {
             stateStore = try NodeStateStore(dataDir: config.dataDir, sync: config.store.sync)
             service = try MembershipService(
@@ -47,7 +48,15 @@ public enum Agent {
             kv = KVService(
                 settings: config.store, clusterName: config.clusterName, membership: service,
                 store: stateStore.store, group: group, metrics: metrics, logger: logger)
-            service.otherRequests = { message, peer, _ in kv.handleReplicaRequest(message, from: peer) }
+            let entropy = AntiEntropy(
+                settings: config.store, membership: service, replicas: kv.replicas, loop: group.next(), logger: logger)
+            antiEntropy = entropy
+            service.otherRequests = { message, peer, _ in
+                if case .repairKeys = message { return entropy.handleRepairKeys(message) }
+                return kv.handleReplicaRequest(message, from: peer)
+            }
+            // Before the node takes any write, so every later change reaches the trees.
+            try entropy.rebuild()
         } catch {
             logger.critical("cannot start: \(error)")
             return 1
@@ -62,12 +71,14 @@ public enum Agent {
         do {
             try service.start().wait()
             if config.store.hintedHandoff { handoff.start() }
+            antiEntropy.start()
             http = try HTTPAPIServer.bind(
                 on: config.httpAddr, group: group, token: config.httpToken,
                 maxBodyBytes: config.store.maxValueBytes + 1,
                 router: { request, loop in
                     route(
-                        request, service: service, kv: kv, handoff: handoff, metrics: metrics, loop: loop, exit: exit)
+                        request, service: service, kv: kv, handoff: handoff, antiEntropy: antiEntropy,
+                        metrics: metrics, loop: loop, exit: exit)
                 }
             ).wait()
         } catch {
@@ -92,6 +103,7 @@ public enum Agent {
         let code = (try? exitPromise.futureResult.wait()) ?? 1
         try? http.close().wait()
         handoff.stop()
+        antiEntropy.stop()
         service.sessions.closeAll()
         logger.info("agent exited", metadata: ["status": "\(code)"])
         return code
@@ -99,7 +111,7 @@ public enum Agent {
 
     static func route(
         _ request: APIRequest, service: MembershipService, kv: KVService, handoff: HintedHandoff,
-        metrics: AgentMetrics, loop: EventLoop, exit: @escaping @Sendable (Int32) -> Void
+        antiEntropy: AntiEntropy, metrics: AgentMetrics, loop: EventLoop, exit: @escaping @Sendable (Int32) -> Void
     ) -> EventLoopFuture<APIResponse> {
         if request.path.hasPrefix("/v1/kv/") {
             return KVRoutes.route(request, kv: kv, metrics: metrics, loop: loop)
@@ -133,7 +145,30 @@ public enum Agent {
                 return .json(members)
             }
         case (.GET, "/v1/status"):
-            return service.statusView().map { .json($0) }
+            return service.statusView().and(antiEntropy.statusView()).map { status, entropy in
+                var status = status
+                status.antiEntropy = entropy
+                return .json(status)
+            }
+        case (.POST, "/v1/repair"):
+            var partition: Int?
+            if let text = request.query["partition"], !text.isEmpty {
+                guard let value = Int(text), value >= 0, value < service.config.store.partitions else {
+                    return loop.makeSucceededFuture(
+                        .error(.badRequest, "partition must be 0 to \(service.config.store.partitions - 1)"))
+                }
+                partition = value
+            }
+            let node = request.query["node"].flatMap { $0.isEmpty ? nil : $0 }
+            if let node, !service.view.members.values.contains(where: { $0.name == node }) {
+                return loop.makeSucceededFuture(.error(.notFound, "no member named '\(node)'"))
+            }
+            return antiEntropy.startRound(partition: partition, node: node).map { .json($0, status: .accepted) }
+        case (.GET, "/v1/repair"):
+            return antiEntropy.roundView().map { round in
+                guard let round else { return .error(.notFound, "no repair round has run") }
+                return .json(round)
+            }
         case (.POST, "/v1/leave"):
             return service.depart(.left).map {
                 loop.scheduleTask(in: .milliseconds(100)) { exit(0) }
@@ -156,7 +191,7 @@ public enum Agent {
                 .json(results, status: results.allSatisfy(\.ok) ? .ok : .multiStatus)
             }
         case (_, "/v1/members"), (_, "/v1/status"), (_, "/v1/leave"), (_, "/v1/keys"), (_, "/v1/ring"),
-            (_, "/v1/hints"):
+            (_, "/v1/hints"), (_, "/v1/repair"):
             return loop.makeSucceededFuture(
                 .error(.methodNotAllowed, "\(request.method) not allowed on \(request.path)"))
         default:

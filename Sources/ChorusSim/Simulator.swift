@@ -302,6 +302,9 @@ public final class Simulator {
             digest.mix(update.id.low)
             digest.mix(update.incarnation)
             digest.mix(update.source.low)
+        case .antiEntropy(let payload):
+            digest.mix(6)
+            digest.mix(UInt64(payload.count))
         }
     }
 }

@@ -165,6 +165,9 @@ public struct SWIMInstance: Sendable {
                 }
             case .update(let update):
                 apply(update, now: now, effects: &effects)
+            case .antiEntropy:
+                // Anti-entropy's, not SWIM's: the shell routes these elsewhere.
+                continue
             }
         }
         return effects

@@ -15,6 +15,10 @@ public enum SWIMMessage: Hashable, Sendable {
     case nack(sequence: UInt64)
     /// A membership update, piggybacked or gossiped (SWIM §4.2).
     case update(MemberUpdate)
+    /// An anti-entropy summary (`ExchangeCodec` bytes, at most
+    /// `SWIMCodec.maxAntiEntropyBytes`) riding the encrypted UDP channel (DESIGN §6).
+    /// Not part of SWIM: the shell routes it to anti-entropy and `SWIMInstance` ignores it.
+    case antiEntropy([UInt8])
 }
 
 /// One datagram's plaintext: who sent it, when, and a sequence number for the

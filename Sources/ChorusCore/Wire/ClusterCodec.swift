@@ -16,6 +16,8 @@ public enum ClusterCodec {
         case replicaReadReply = 11
         case forward = 12
         case forwardReply = 13
+        case repairKeys = 14
+        case repairKeysReply = 15
     }
 
     /// Longest key or bucket name, in UTF-8 bytes (Riak and Cassandra allow more;
@@ -26,6 +28,10 @@ public enum ClusterCodec {
 
     /// Most keys a keyring snapshot may carry.
     public static let maxKeys = 64
+
+    /// Most entries one `repairKeysReply` carries (about 30 bytes each for short keys:
+    /// well under the session's frame limit).
+    public static let maxRepairEntries = 200_000
 
     /// A message alone, as carried inside an established session.
     public static func encode(_ message: ClusterMessage) -> [UInt8] {
@@ -114,6 +120,23 @@ extension SWIMCodec.Writer {
             blob(Array(response.context.utf8))
             string(response.contentType)
             blob(response.body)
+        case .repairKeys(let partition, let segmentCount, let segments):
+            u8(FrameType.repairKeys.rawValue)
+            u32(UInt32(clamping: partition))
+            u32(UInt32(clamping: segmentCount))
+            let kept = segments.prefix(TictacShape.maxSegmentCount)
+            u32(UInt32(kept.count))
+            for segment in kept { u32(UInt32(clamping: segment)) }
+        case .repairKeysReply(let entries, let error):
+            u8(FrameType.repairKeysReply.rawValue)
+            let kept = entries.prefix(ClusterCodec.maxRepairEntries)
+            u32(UInt32(kept.count))
+            for entry in kept {
+                blob(Array(entry.bucket.utf8.prefix(ClusterCodec.maxKeyBytes)))
+                blob(Array(entry.key.utf8.prefix(ClusterCodec.maxKeyBytes)))
+                u64(entry.digest)
+            }
+            optionalText(error)
         }
     }
 
@@ -194,6 +217,29 @@ extension SWIMCodec.Reader {
                 KVResponse(
                     status: status, context: context, contentType: contentType,
                     body: try blob(maxBytes: ClusterCodec.maxObjectBytes)))
+        case .repairKeys:
+            let partition = Int(try u32())
+            let segmentCount = Int(try u32())
+            let count = Int(try u32())
+            guard count <= TictacShape.maxSegmentCount else { throw .tooLarge }
+            guard count * 4 <= remaining else { throw .truncated }
+            var segments: [Int] = []
+            segments.reserveCapacity(count)
+            for _ in 0..<count { segments.append(Int(try u32())) }
+            message = .repairKeys(partition: partition, segmentCount: segmentCount, segments: segments)
+        case .repairKeysReply:
+            let count = Int(try u32())
+            guard count <= ClusterCodec.maxRepairEntries else { throw .tooLarge }
+            // Every entry takes at least its two lengths and its digest.
+            guard count * 16 <= remaining else { throw .truncated }
+            var entries: [RepairEntry] = []
+            entries.reserveCapacity(count)
+            for _ in 0..<count {
+                let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
+                let key = try text(maxBytes: ClusterCodec.maxKeyBytes)
+                entries.append(RepairEntry(bucket: bucket, key: key, digest: try u64()))
+            }
+            message = .repairKeysReply(entries: entries, error: try optionalText())
         }
         return message
     }

@@ -25,6 +25,27 @@ public enum ClusterMessage: Hashable, Sendable {
     /// Coordinate this client request (sent to a home replica of the key).
     case forward(KVRequest)
     case forwardReply(KVResponse)
+    /// Bulk repair (DESIGN §6): which keys, at which version digests, does this
+    /// replica store in `segments` (of a `segmentCount`-segment tictac tree) of
+    /// `partition`?
+    case repairKeys(partition: Int, segmentCount: Int, segments: [Int])
+    /// The keys asked for, sorted by bucket then key; or an error.
+    case repairKeysReply(entries: [RepairEntry], error: String?)
+}
+
+/// One stored key and its `VersionDigest`, as bulk repair lists them.
+public struct RepairEntry: Hashable, Sendable {
+    public var bucket: String
+    public var key: String
+    public var digest: UInt64
+
+    public init(bucket: String, key: String, digest: UInt64) {
+        self.bucket = bucket
+        self.key = key
+        self.digest = digest
+    }
+
+    public var repairKey: RepairKey { RepairKey(bucket: bucket, key: key) }
 }
 
 /// What every member of one cluster must agree on, compared at each push-pull.

@@ -20,6 +20,7 @@ public enum SWIMCodec {
         case ack = 3
         case nack = 4
         case update = 5
+        case antiEntropy = 6
     }
 
     /// Bytes of an envelope before its first message: sender, boot id, sequence,
@@ -34,6 +35,8 @@ public enum SWIMCodec {
     /// Most members a push-pull payload may carry (memberlist has no bound; a few
     /// thousand members is the design's target size, with headroom).
     public static let maxPushPullMembers = 16_384
+    /// Longest anti-entropy payload: one exchange message (`ExchangeCodec.maxMessageBytes`).
+    public static let maxAntiEntropyBytes = ExchangeCodec.maxMessageBytes
 
     // MARK: - Envelopes
 
@@ -120,6 +123,7 @@ public enum SWIMCodec {
         case .pingRequest(_, _, let address, _): 8 + 16 + endpointSize(address) + 1
         case .ack, .nack: 8
         case .update(let update): updateSize(update)
+        case .antiEntropy(let payload): min(payload.count, maxAntiEntropyBytes)
         }
     }
 
@@ -239,6 +243,11 @@ extension SWIMCodec {
             case .update(let update):
                 u8(MessageType.update.rawValue)
                 lengthPrefixed { $0.update(update) }
+            case .antiEntropy(let payload):
+                // Clamped like every other field, so an encoded message always decodes
+                // (the exchange codec never produces more).
+                u8(MessageType.antiEntropy.rawValue)
+                lengthPrefixed { $0.bytes.append(contentsOf: payload.prefix(SWIMCodec.maxAntiEntropyBytes)) }
             }
         }
 
@@ -373,6 +382,9 @@ extension SWIMCodec {
                 message = .nack(sequence: try body.u64())
             case .update:
                 message = .update(try body.update())
+            case .antiEntropy:
+                guard length <= SWIMCodec.maxAntiEntropyBytes else { throw .tooLarge }
+                message = .antiEntropy(Array(try body.take(length)))
             }
             try body.expectEnd()
             return message

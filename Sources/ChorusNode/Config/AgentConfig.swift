@@ -83,14 +83,25 @@ public struct StoreSettings: Sendable {
     public var maxHintBytes: Int
     /// Hints handed off per second, at most (keeps a returning node responsive).
     public var handoffRate: Int
+    /// Time between anti-entropy rounds: each starts `antiEntropyConcurrency`
+    /// exchanges, one partition each (DESIGN §6).
+    public var antiEntropyInterval: Duration
+    /// Exchanges started per anti-entropy round.
+    public var antiEntropyConcurrency: Int
+    /// Objects bulk repair moves per second, at most.
+    public var repairRate: Int
     public var buckets: BucketTable
 
     public init(
         partitions: Int = Partitioner.defaultPartitionCount, sync: Sync = .batch, maxValueBytes: Int = 1 << 20,
         requestTimeout: Duration = .seconds(5), replicaTimeout: Duration = .seconds(1), hintedHandoff: Bool = true,
         maxHintWindow: Duration = .seconds(3 * 3600), maxHintBytes: Int = 1 << 30, handoffRate: Int = 1000,
+        antiEntropyInterval: Duration = .seconds(10), antiEntropyConcurrency: Int = 1, repairRate: Int = 1000,
         buckets: BucketTable = BucketTable()
     ) {
+        self.antiEntropyInterval = antiEntropyInterval
+        self.antiEntropyConcurrency = antiEntropyConcurrency
+        self.repairRate = repairRate
         self.replicaTimeout = replicaTimeout
         self.hintedHandoff = hintedHandoff
         self.maxHintWindow = maxHintWindow

@@ -64,11 +64,17 @@ public enum ConfigLoader {
         Setting(key: "store.sync_interval", kind: .duration, help: "fsync period when sync = periodic"),
         Setting(key: "store.max_value_bytes", kind: .integer, help: "largest value a client may write"),
         Setting(key: "store.request_timeout", kind: .duration, help: "default client request timeout"),
-        Setting(key: "store.replica_timeout", kind: .duration, help: "wait this long for a replica, then use a fallback"),
+        Setting(
+            key: "store.replica_timeout", kind: .duration, help: "wait this long for a replica, then use a fallback"),
         Setting(key: "hinted_handoff", kind: .boolean, help: "keep hints for down replicas and hand them off"),
         Setting(key: "store.max_hint_window", kind: .duration, help: "hints older than this are dropped"),
         Setting(key: "store.max_hint_bytes", kind: .integer, help: "bound on the hints one node holds"),
         Setting(key: "store.handoff_rate", kind: .integer, help: "hints handed off per second, at most"),
+        Setting(
+            key: "store.anti_entropy_interval", kind: .duration, help: "time between anti-entropy exchange rounds"),
+        Setting(key: "store.anti_entropy_concurrency", kind: .integer, help: "anti-entropy exchanges per round"),
+        Setting(
+            key: "store.repair_rate", kind: .integer, help: "objects anti-entropy repair moves per second, at most"),
         Setting(key: "buckets", kind: .buckets, help: "per-bucket n, r, w, conflicts ([buckets.NAME] tables)"),
     ]
 
@@ -359,6 +365,9 @@ public enum ConfigLoader {
             maxHintWindow: try duration("store.max_hint_window", default: .seconds(3 * 3600)),
             maxHintBytes: try integer("store.max_hint_bytes", default: 1 << 30, range: 0...(1 << 40)),
             handoffRate: try integer("store.handoff_rate", default: 1000, range: 1...1_000_000),
+            antiEntropyInterval: try duration("store.anti_entropy_interval", default: .seconds(10)),
+            antiEntropyConcurrency: try integer("store.anti_entropy_concurrency", default: 1, range: 0...64),
+            repairRate: try integer("store.repair_rate", default: 1000, range: 1...1_000_000),
             buckets: BucketTable(buckets: buckets))
 
         let name = try string("name", default: hostName)

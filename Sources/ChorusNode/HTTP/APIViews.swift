@@ -62,9 +62,12 @@ public struct StatusView: Codable, Sendable, Equatable {
     public var datagrams: Datagrams
     public var tcp: TCP
     public var keyringVersion: UInt64
+    /// Anti-entropy's trees, exchanges and repairs (absent from older agents).
+    public var antiEntropy: AntiEntropyView?
 
     enum CodingKeys: String, CodingKey {
         case name, id, address, status, incarnation, members, datagrams, tcp
+        case antiEntropy = "anti_entropy"
         case clusterName = "cluster_name"
         case uptimeSeconds = "uptime_seconds"
         case localHealth = "local_health"

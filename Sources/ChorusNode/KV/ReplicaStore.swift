@@ -34,6 +34,25 @@ final class ReplicaStore: Sendable {
     let buckets: BucketTable
     let partitioner: Partitioner
 
+    /// One durable change of a stored object, as anti-entropy's trees need it.
+    struct Change: Sendable {
+        var partition: Int
+        var bucket: String
+        var key: String
+        /// `VersionDigest` of the object before the write; nil when the key was absent.
+        var oldDigest: UInt64?
+        var newDigest: UInt64
+    }
+
+    /// Called after every durable write made through `change` (on the store's
+    /// writer thread): the one write path reports to anti-entropy without knowing it.
+    private let changeHook = NIOLockedValueBox<(@Sendable (Change) -> Void)?>(nil)
+
+    /// Sets the closure told about every durable object change.
+    func onChange(_ hook: @escaping @Sendable (Change) -> Void) {
+        changeHook.withLockedValue { $0 = hook }
+    }
+
     init(store: any ObjectStore & HintStore, buckets: BucketTable, partitioner: Partitioner) {
         self.store = store
         self.buckets = buckets
@@ -124,8 +143,11 @@ final class ReplicaStore: Sendable {
     ) -> EventLoopFuture<Object> {
         let promise = loop.makePromise(of: Object.self)
         let outcome = NIOLockedValueBox<Result<Object, WriteError>?>(nil)
+        let previous = NIOLockedValueBox<Object?>(nil)
+        let partition = partitioner.partition(bucket: bucket, key: key)
+        let hook = changeHook.withLockedValue { $0 }
         store.update(
-            bucket: bucket, key: key, partition: partitioner.partition(bucket: bucket, key: key),
+            bucket: bucket, key: key, partition: partition,
             { stored in
                 let current: Object?
                 do {
@@ -140,6 +162,7 @@ final class ReplicaStore: Sendable {
                     return nil
                 }
                 outcome.withLockedValue { $0 = .success(next) }
+                previous.withLockedValue { $0 = current }
                 return ObjectCodec.encode(next)
             },
             completion: { result in
@@ -148,7 +171,15 @@ final class ReplicaStore: Sendable {
                     promise.fail(WriteError.storage(error))
                 case .success:
                     switch outcome.withLockedValue({ $0 }) {
-                    case .success(let object)?: promise.succeed(object)
+                    case .success(let object)?:
+                        if let hook {
+                            hook(
+                                Change(
+                                    partition: partition, bucket: bucket, key: key,
+                                    oldDigest: previous.withLockedValue { $0 }.map(VersionDigest.of),
+                                    newDigest: VersionDigest.of(object)))
+                        }
+                        promise.succeed(object)
                     case .failure(let error)?: promise.fail(error)
                     case nil: promise.fail(WriteError.corruptObject("no outcome"))
                     }

@@ -46,6 +46,10 @@ public final class MembershipService: @unchecked Sendable {
     private var bucketDisagreements: Set<String> = []
     /// Handles agent-to-agent requests that are not about membership (the store's).
     var otherRequests: SessionHandler.RequestHandler?
+    /// Receives anti-entropy payloads from authenticated, replay-checked datagrams
+    /// (sender, the address to answer, payload and its datagram's sealed size);
+    /// called on `loop`. Set before `start`.
+    var antiEntropyReceiver: (@Sendable (NodeID, Endpoint, [UInt8], Int) -> Void)?
     private var periodicTasks: [RepeatedTask] = []
     private let startedAt = NIODeadline.now()
     private var rng: SeededRandom
@@ -269,15 +273,16 @@ public final class MembershipService: @unchecked Sendable {
 
     // MARK: - UDP
 
-    private func sendDatagram(_ messages: [SWIMMessage], to address: Endpoint) {
-        guard let transport else { return }
+    @discardableResult
+    private func sendDatagram(_ messages: [SWIMMessage], to address: Endpoint) -> Int {
+        guard let transport else { return 0 }
         let socketAddress: SocketAddress
         if let cached = addressCache[address] {
             socketAddress = cached
         } else {
             guard let resolved = try? SocketAddress(ipAddress: address.host, port: Int(address.port)) else {
                 logger.warning("cannot send to unparsable address", metadata: ["address": "\(address)"])
-                return
+                return 0
             }
             if addressCache.count > 4096 { addressCache.removeAll() }
             addressCache[address] = resolved
@@ -291,6 +296,7 @@ public final class MembershipService: @unchecked Sendable {
         counters.datagramsOut += 1
         counters.bytesOut += UInt64(sealed.count)
         transport.send(sealed, to: socketAddress)
+        return sealed.count
     }
 
     private func receiveDatagram(_ buffer: ByteBuffer, from address: SocketAddress) {
@@ -327,10 +333,33 @@ public final class MembershipService: @unchecked Sendable {
             return
         }
         guard envelope.sender != localID, let ip = address.ipAddress, let port = address.port else { return }
-        execute(
-            swim.receive(
-                envelope.messages, from: envelope.sender, at: Endpoint(host: ip, port: UInt16(port)),
-                now: Self.monotonicNow()))
+        let endpoint = Endpoint(host: ip, port: UInt16(port))
+        // Anti-entropy summaries share the channel (sealing, replay window) but not
+        // the protocol: they go to anti-entropy, never to the SWIM instance.
+        var membership: [SWIMMessage] = []
+        membership.reserveCapacity(envelope.messages.count)
+        for message in envelope.messages {
+            if case .antiEntropy(let payload) = message {
+                if let receiver = antiEntropyReceiver {
+                    receiver(envelope.sender, endpoint, payload, buffer.readableBytes)
+                } else {
+                    counters.drop("anti-entropy-off")
+                }
+            } else {
+                membership.append(message)
+            }
+        }
+        guard !membership.isEmpty else { return }
+        execute(swim.receive(membership, from: envelope.sender, at: endpoint, now: Self.monotonicNow()))
+    }
+
+    /// Sends one anti-entropy payload to `address` in its own sealed datagram.
+    /// Returns (on `loop`) the sealed datagram's size, 0 if it could not be sent.
+    func sendAntiEntropy(_ payload: [UInt8], to address: Endpoint) -> EventLoopFuture<Int> {
+        loop.submit { [self] in
+            guard departure == nil else { return 0 }
+            return sendDatagram([.antiEntropy(payload)], to: address)
+        }
     }
 
     private func probeOverTCP(sequence: UInt64, target: NodeID, address: Endpoint) {
@@ -378,13 +407,13 @@ public final class MembershipService: @unchecked Sendable {
             return loop.makeSucceededFuture(target == localID ? .pong : .refused(reason: "not the probed node"))
         case .keyOperation(let operation):
             return loop.makeSucceededFuture(.keyOperationReply(applyKeyOperation(operation)))
-        case .replicaWrite, .replicaRead, .forward:
+        case .replicaWrite, .replicaRead, .forward, .repairKeys:
             guard let handler = otherRequests else {
                 return loop.makeSucceededFuture(.refused(reason: "this node does not serve keys yet"))
             }
             return handler(message, peer, remote)
         case .pushPullReply, .refused, .pong, .keyOperationReply, .replicaWriteReply, .replicaReadReply,
-            .forwardReply:
+            .forwardReply, .repairKeysReply:
             counters.dropTCP("unexpected")
             return loop.makeSucceededFuture(.refused(reason: "not a request"))
         }
