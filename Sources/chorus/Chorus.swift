@@ -7,7 +7,8 @@ struct Chorus: ParsableCommand {
         abstract: "A leaderless replicated store for bare Linux hosts.",
         subcommands: [
             AgentCommand.self, MembersCommand.self, GetCommand.self, PutCommand.self, DeleteCommand.self,
-            RingCommand.self, HintsCommand.self, StatusCommand.self, LeaveCommand.self, KeygenCommand.self,
+            RingCommand.self, HintsCommand.self, RepairCommand.self, StatusCommand.self, LeaveCommand.self,
+            KeygenCommand.self,
             KeysCommand.self, SimCommand.self,
         ])
 }

@@ -135,27 +135,50 @@ struct StatusCommand: ParsableCommand {
         let members = ["alive", "suspect", "dead", "stopped", "left"].map { "\($0)=\(status.members[$0] ?? 0)" }
         let dropped = status.datagrams.dropped.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         let tcpDropped = status.tcp.dropped.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        printTable([
-            ["Name", status.name],
-            ["ID", status.id],
-            ["Address", status.address],
-            ["Cluster", status.clusterName],
-            ["Status", "\(status.status) (incarnation \(status.incarnation))"],
-            ["Members", members.joined(separator: " ")],
-            ["Uptime", String(format: "%.0fs", status.uptimeSeconds)],
-            ["Local health", "\(status.localHealth) (0 is healthy)"],
+        var entropyRows: [[String]] = []
+        if let entropy = status.antiEntropy {
+            let age = { (seconds: Double?) in seconds.map { String(format: "%.0fs ago", $0) } ?? "never" }
+            entropyRows = [
+                [
+                    "Anti-entropy",
+                    "trees=\(entropy.trees) (rebuilt \(entropy.treesRebuilt) with \(entropy.keysIndexed) keys in "
+                        + "\(String(format: "%.2f", entropy.rebuildSeconds))s)",
+                ],
+                [
+                    "Exchanges",
+                    "done=\(entropy.exchanges) equal=\(entropy.exchangesEqual) failed=\(entropy.exchangesFailed) "
+                        + "answered=\(entropy.answered) keys_repaired=\(entropy.keysRepaired) "
+                        + "udp_bytes=\(entropy.udpBytes) tcp_bytes=\(entropy.tcpBytes)",
+                ],
+                [
+                    "Last exchange",
+                    "\(entropy.partitionsExchanged)/\(entropy.partitionsReplicated) partitions; "
+                        + "newest \(age(entropy.newestExchangeAgeSeconds)), oldest \(age(entropy.oldestExchangeAgeSeconds))",
+                ],
+            ]
+        }
+        printTable(
             [
-                "Datagrams",
-                "in=\(status.datagrams.in) out=\(status.datagrams.out) bytes_in=\(status.datagrams.bytesIn) bytes_out=\(status.datagrams.bytesOut)",
-            ],
-            ["Dropped", dropped.isEmpty ? "none" : dropped.joined(separator: " ")],
-            [
-                "TCP",
-                "requests in=\(status.tcp.requestsIn) out=\(status.tcp.requestsOut) failures=\(status.tcp.requestFailures)",
-            ],
-            ["TCP refused", tcpDropped.isEmpty ? "none" : tcpDropped.joined(separator: " ")],
-            ["Keyring", "version \(status.keyringVersion)"],
-        ])
+                ["Name", status.name],
+                ["ID", status.id],
+                ["Address", status.address],
+                ["Cluster", status.clusterName],
+                ["Status", "\(status.status) (incarnation \(status.incarnation))"],
+                ["Members", members.joined(separator: " ")],
+                ["Uptime", String(format: "%.0fs", status.uptimeSeconds)],
+                ["Local health", "\(status.localHealth) (0 is healthy)"],
+                [
+                    "Datagrams",
+                    "in=\(status.datagrams.in) out=\(status.datagrams.out) bytes_in=\(status.datagrams.bytesIn) bytes_out=\(status.datagrams.bytesOut)",
+                ],
+                ["Dropped", dropped.isEmpty ? "none" : dropped.joined(separator: " ")],
+                [
+                    "TCP",
+                    "requests in=\(status.tcp.requestsIn) out=\(status.tcp.requestsOut) failures=\(status.tcp.requestFailures)",
+                ],
+                ["TCP refused", tcpDropped.isEmpty ? "none" : tcpDropped.joined(separator: " ")],
+                ["Keyring", "version \(status.keyringVersion)"],
+            ] + entropyRows)
     }
 }
 

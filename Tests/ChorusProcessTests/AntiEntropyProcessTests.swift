@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+
+/// Anti-entropy (DESIGN §6) as operators see it: real `chorus agent` processes on
+/// loopback with hinted handoff off, so only the Merkle exchanges can bring a replica
+/// that missed writes up to date; observed through `?replica=local` reads (one node's
+/// own copy, never a coordinated read, so no read repair) and `chorus repair`.
+///
+/// The tests own `127.0.34.x`.
+@Suite("Anti-entropy, real agents", .serialized)
+struct AntiEntropyProcessTests {
+    static func value(of key: String) -> String { "value of \(key)" }
+
+    /// Three agents, n=3: every node is a home replica of every key. 64 partitions and
+    /// a 200 ms interval make a full sweep take seconds instead of hours.
+    static let flags = [
+        "--partitions", "64", "--anti-entropy-interval", "200ms", "--anti-entropy-concurrency", "2",
+    ]
+
+    struct RepairReport: Decodable {
+        var partitions: Int
+        var keysRepaired: Int
+        var udpBytes: Int
+        var tcpBytes: Int
+        var failed: Int
+        var running: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case partitions, failed, running
+            case keysRepaired = "keys_repaired"
+            case udpBytes = "udp_bytes"
+            case tcpBytes = "tcp_bytes"
+        }
+    }
+
+    @Test func aReplicaThatMissedWritesConvergesWithoutAnyClientRead() async throws {
+        try await AgentCluster.run(subnet: 34, label: "anti-entropy-converge") { cluster in
+            let config = cluster.root.appendingPathComponent("chorus.toml")
+            try "hinted_handoff = false\n".write(to: config, atomically: true, encoding: .utf8)
+            let agents = try cluster.startNodes(
+                3, firstHost: 1, extraArguments: ["--config", config.path] + Self.flags)
+            try await cluster.waitAllAlive(agents)
+            try await cluster.waitUntilServing(agents)
+            let stale = agents[2]
+            let live = Array(agents.prefix(2))
+            let liveAddresses = live.map(\.httpAddress)
+
+            // Keys every replica holds, deleted (with their context) while one is down.
+            let doomed = (0..<50).map { "ae-deleted-\($0)" }
+            for key in doomed {
+                let put = try await live[0].kvPut(key, Self.value(of: key), w: "3")
+                try #require(put.status == 204, "PUT \(key) w=3: \(put)")
+            }
+
+            try await cluster.stopGracefully([stale], seenBy: live)
+
+            // 2,000 writes with w=2 while the third replica is down.
+            let keys = (0..<2000).map { "ae-\($0)" }
+            let puts = try await HandoffRequests.parallelMap(Array(keys.enumerated())) { pair in
+                try await HandoffRequests.put(
+                    pair.element, Self.value(of: pair.element), w: "2", via: liveAddresses[pair.offset % 2])
+            }
+            let failed = zip(keys, puts).filter { $0.1.status != 204 }
+            try #require(failed.isEmpty, "\(failed.count) writes failed, first: \(failed.prefix(3))")
+            for key in doomed {
+                let read = try await live[1].kvGet(key, r: "2")
+                try #require(read.status == 200, "GET \(key) before delete: \(read)")
+                let delete = try await live[1].kvDelete(key, w: "2", context: read.header("X-Chorus-Context"))
+                try #require(delete.status == 204, "DELETE \(key) w=2: \(delete)")
+            }
+
+            let started = ContinuousClock.now
+            try cluster.restart(stale)
+            try await cluster.waitAllAlive(agents)
+            try await cluster.waitUntilServing([stale])
+
+            // No client read: only anti-entropy can bring the keys.
+            let staleAddress = stale.httpAddress
+            var missing = keys.count
+            try await cluster.waitUntil(
+                "\(stale.name) holds every key written while it was down", deadline: .seconds(120)
+            ) {
+                let absent = try await HandoffRequests.parallelMap(keys, width: 8) { key -> Bool in
+                    let local = try await HandoffRequests.localGet(key, via: staleAddress)
+                    return !(local.status == 200 && local.text == Self.value(of: key))
+                }
+                missing = absent.filter { $0 }.count
+                return missing == 0
+            }
+            let converged = ContinuousClock.now - started
+            print("anti-entropy: \(stale.name) converged on \(keys.count) keys \(converged) after its restart")
+
+            // Every key on every home replica (all three), and no delete came back.
+            for agent in agents {
+                let address = agent.httpAddress
+                let wrong = try await HandoffRequests.parallelMap(keys, width: 8) { key -> String? in
+                    let local = try await HandoffRequests.localGet(key, via: address)
+                    return local.status == 200 && local.text == Self.value(of: key) ? nil : "\(key): \(local.status)"
+                }.compactMap { $0 }
+                #expect(wrong.isEmpty, "\(agent.name) lacks \(wrong.count) keys, first: \(wrong.prefix(5))")
+                for key in doomed {
+                    let local = try await agent.kvGet(key, local: true)
+                    #expect(
+                        local.status == 404,
+                        "\(key) deleted while \(stale.name) was down is back on \(agent.name): \(local)")
+                }
+            }
+
+            // A full round on demand: every partition compared, nothing left to repair.
+            let result = try await cluster.command(
+                ["repair", "--format", "json", "--http-addr", stale.httpAddress], deadline: .seconds(60))
+            try result.requireSuccess("chorus repair on \(stale.name)")
+            let report = try result.decode(RepairReport.self)
+            print("anti-entropy: chorus repair after convergence: \(result.stdout)")
+            #expect(report.partitions == 64, "chorus repair compared \(report.partitions) partitions: \(result.stdout)")
+            #expect(!report.running && report.failed == 0, "\(result.stdout)")
+            #expect(
+                report.keysRepaired == 0 && report.tcpBytes == 0, "converged replicas still differ: \(result.stdout)")
+            #expect(report.udpBytes > 0 && report.udpBytes < 64 * 2 * 1024, "\(result.stdout)")
+
+            let status = try await cluster.command(["status", "--format", "json", "--http-addr", stale.httpAddress])
+            try status.requireSuccess("chorus status")
+            #expect(status.stdout.contains("\"anti_entropy\""), "chorus status: \(status.stdout)")
+        }
+    }
+}
