@@ -114,32 +114,15 @@ final class AntiEntropy: @unchecked Sendable {
     func rebuild() throws {
         let started = NIODeadline.now()
         let partitions = settings.partitions
-        var built: [Int: TictacTree] = [:]
-        var keys = 0
         var lastLog = started
-        for partition in 0..<partitions {
-            var tree = TictacTree(shape: shape)
-            var after: ObjectKey?
-            var count = 0
-            while true {
-                let page = try replicas.store.scan(partition: partition, after: after, limit: 1000)
-                guard let last = page.last else { break }
-                for record in page {
-                    guard let object = try? ObjectCodec.decode(record.value) else { continue }
-                    tree.insert(bucket: record.bucket, key: record.key, digest: VersionDigest.of(object))
-                    count += 1
-                }
-                after = last.objectKey
-            }
-            if count > 0 { built[partition] = tree }
-            keys += count
+        let (built, keys) = try Self.buildTrees(from: replicas.store, partitions: partitions, shape: shape) {
+            partition, keys in
             let now = NIODeadline.now()
-            if now - lastLog > .seconds(5) {
-                lastLog = now
-                logger.info(
-                    "rebuilding anti-entropy trees",
-                    metadata: ["partitions": "\(partition + 1)/\(partitions)", "keys": "\(keys)"])
-            }
+            guard now - lastLog > .seconds(5) else { return }
+            lastLog = now
+            logger.info(
+                "rebuilding anti-entropy trees",
+                metadata: ["partitions": "\(partition + 1)/\(partitions)", "keys": "\(keys)"])
         }
         let seconds = Double((NIODeadline.now() - started).nanoseconds) / 1e9
         trees.withLockedValue { $0 = built }
@@ -150,6 +133,35 @@ final class AntiEntropy: @unchecked Sendable {
                 "partitions": "\(partitions)", "trees": "\(built.count)", "keys": "\(keys)",
                 "seconds": "\(String(format: "%.3f", seconds))",
             ])
+    }
+
+    /// The tree of every partition of `store` holding keys, scanned page by page;
+    /// `progress(partition, keys so far)` after each partition. Unreadable objects
+    /// are skipped (a read of them fails the same way).
+    static func buildTrees(
+        from store: any ObjectStore, partitions: Int, shape: TictacShape, progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> (trees: [Int: TictacTree], keys: Int) {
+        var built: [Int: TictacTree] = [:]
+        var keys = 0
+        for partition in 0..<partitions {
+            var tree = TictacTree(shape: shape)
+            var after: ObjectKey?
+            var count = 0
+            while true {
+                let page = try store.scan(partition: partition, after: after, limit: 1000)
+                guard let last = page.last else { break }
+                for record in page {
+                    guard let object = try? ObjectCodec.decode(record.value) else { continue }
+                    tree.insert(bucket: record.bucket, key: record.key, digest: VersionDigest.of(object))
+                    count += 1
+                }
+                after = last.objectKey
+            }
+            if count > 0 { built[partition] = tree }
+            keys += count
+            progress(partition, keys)
+        }
+        return (built, keys)
     }
 
     // MARK: - Schedule
