@@ -28,7 +28,7 @@ struct RepairCommand: ParsableCommand {
         var view = try api.call(.POST, path, as: RepairView.self, accept: [200, 202])
         let round = view.round
         if format == .table {
-            printTable([["Exchanges", "Partitions", "Keys repaired", "UDP bytes", "TCP bytes", "Failed"]])
+            print(Self.row(["Exchanges", "Partitions", "Keys repaired", "UDP bytes", "TCP bytes", "Failed"]))
         }
         var lastShown = -1
         while view.running || view.round != round {
@@ -62,9 +62,21 @@ struct RepairCommand: ParsableCommand {
                 + "in \(String(format: "%.1f", view.seconds))s; UDP \(view.udpBytes) bytes, TCP \(view.tcpBytes) bytes")
     }
 
+    /// Progress columns: fixed widths, as the rows arrive one by one.
+    static let widths = [11, 10, 13, 12, 12, 6]
+
+    static func row(_ cells: [String]) -> String {
+        zip(cells, widths).enumerated().map { index, pair in
+            index == cells.count - 1
+                ? pair.0 : pair.0.padding(toLength: max(pair.1, pair.0.count), withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }
+
     private func progress(_ view: RepairView) {
         print(
-            "\(view.exchangesDone)/\(view.exchangesTotal)  \(view.partitions)  \(view.keysRepaired)  \(view.udpBytes)  \(view.tcpBytes)  \(view.failed)"
-        )
+            Self.row([
+                "\(view.exchangesDone)/\(view.exchangesTotal)", "\(view.partitions)", "\(view.keysRepaired)",
+                "\(view.udpBytes)", "\(view.tcpBytes)", "\(view.failed)",
+            ]))
     }
 }

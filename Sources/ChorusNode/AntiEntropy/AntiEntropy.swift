@@ -505,26 +505,31 @@ final class AntiEntropy: @unchecked Sendable {
             let view = membership.view
             var partitions = view.placement.partitions(homedOn: localID, n: replication)
             if let partition { partitions = partitions.filter { $0 == partition } }
-            var pairs: [(Int, Member)] = []
+            var work: [(partition: Int, peers: [Member])] = []
             for p in partitions {
                 var peers = coReplicas(of: p, view: view)
                 if let node { peers = peers.filter { $0.name == node } }
-                if peers.isEmpty { state.skipped.append(p) }
-                for peer in peers { pairs.append((p, peer)) }
+                if peers.isEmpty { state.skipped.append(p) } else { work.append((p, peers)) }
             }
-            state.total = pairs.count
-            logger.info("anti-entropy repair round started", metadata: ["exchanges": "\(pairs.count)"])
-            let operations: [@Sendable () -> EventLoopFuture<Outcome>] = pairs.map { pair in
+            state.total = work.reduce(0) { $0 + $1.peers.count }
+            logger.info("anti-entropy repair round started", metadata: ["exchanges": "\(state.total)"])
+            @Sendable func one(_ partition: Int, _ peer: Member) -> EventLoopFuture<Void> {
+                exchangeAndRepair(partition: partition, with: peer).flatMap { [self] outcome in
+                    // One retry for a lost or refused exchange.
+                    outcome.error == nil
+                        ? loop.makeSucceededFuture(outcome) : exchangeAndRepair(partition: partition, with: peer)
+                }.map { outcome in
+                    state.done += 1
+                    state.outcomes.append(outcome)
+                    if outcome.error == nil { state.compared.insert(outcome.partition) }
+                }
+            }
+            // A partition's co-replicas one after the other (what the first repair
+            // brought is not fetched again from the second); partitions in parallel.
+            let operations: [@Sendable () -> EventLoopFuture<Void>] = work.map { item in
                 { [self] in
-                    exchangeAndRepair(partition: pair.0, with: pair.1).flatMap { [self] outcome in
-                        // One retry for a lost or refused exchange.
-                        outcome.error == nil
-                            ? loop.makeSucceededFuture(outcome) : exchangeAndRepair(partition: pair.0, with: pair.1)
-                    }.map { outcome in
-                        state.done += 1
-                        state.outcomes.append(outcome)
-                        if outcome.error == nil { state.compared.insert(outcome.partition) }
-                        return outcome
+                    item.peers.reduce(loop.makeSucceededVoidFuture()) { previous, peer in
+                        previous.flatMap { one(item.partition, peer) }
                     }
                 }
             }
