@@ -270,7 +270,9 @@ struct HandoffProcessTests {
     @Test func withHandoffOffAnAllReplicaReadRepairsTheReplicaThatMissedTheWrites() async throws {
         try await AgentCluster.run(subnet: 31, label: "handoff-read-repair") { cluster in
             let config = cluster.root.appendingPathComponent("chorus.toml")
-            try "hinted_handoff = false\n".write(to: config, atomically: true, encoding: .utf8)
+            // Only read repair may heal the stale replica here: no hints, no anti-entropy.
+            try "hinted_handoff = false\n\n[store]\nanti_entropy_concurrency = 0\n".write(
+                to: config, atomically: true, encoding: .utf8)
             let agents = try cluster.startNodes(4, firstHost: 11, extraArguments: ["--config", config.path])
             try await cluster.waitAllAlive(agents)
             try await cluster.waitUntilServing(agents)
