@@ -51,9 +51,9 @@ public enum Agent {
             let entropy = AntiEntropy(
                 settings: config.store, membership: service, replicas: kv.replicas, loop: group.next(), logger: logger)
             antiEntropy = entropy
-            service.otherRequests = { message, peer, _ in
+            service.otherRequests = { message, peer, _, loop in
                 if case .repairKeys = message { return entropy.handleRepairKeys(message) }
-                return kv.handleReplicaRequest(message, from: peer)
+                return kv.handleReplicaRequest(message, from: peer, on: loop)
             }
             // Before the node takes any write, so every later change reaches the trees.
             try entropy.rebuild()

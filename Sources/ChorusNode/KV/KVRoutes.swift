@@ -57,7 +57,7 @@ enum KVRoutes {
             guard replica == "local", operation == .get else {
                 return loop.makeSucceededFuture(.error(.badRequest, "replica=local is for GET only"))
             }
-            return kv.localRead(bucket: bucket, key: key).map(response)
+            return kv.localRead(bucket: bucket, key: key, on: loop).map(response)
         }
         var timeout = kv.settings.requestTimeout
         if let text = request.query["timeout"] {
@@ -72,7 +72,7 @@ enum KVRoutes {
             operation: operation, bucket: bucket, key: key, value: operation == .put ? request.body : [],
             context: request.headers.first(name: contextHeader) ?? "", r: request.query["r"] ?? "",
             w: request.query["w"] ?? "", sloppy: request.query["sloppy"] ?? "", timeoutMilliseconds: UInt32(clamping: max(0, milliseconds)))
-        return kv.handle(kvRequest).map(response)
+        return kv.handle(kvRequest, on: loop).map(response)
     }
 
     static func response(_ kv: KVResponse) -> APIResponse {

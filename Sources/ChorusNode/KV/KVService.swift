@@ -44,8 +44,9 @@ final class KVService: Sendable {
 
     /// Validates and serves a client request, coordinating it here or forwarding
     /// it to a home replica.
-    func handle(_ request: KVRequest) -> EventLoopFuture<KVResponse> {
-        let loop = group.next()
+    /// Runs on `loop` (the caller's: the HTTP or session channel's), so a request
+    /// does not hop threads on its way through.
+    func handle(_ request: KVRequest, on loop: EventLoop) -> EventLoopFuture<KVResponse> {
         let validated: ValidatedRequest
         do {
             validated = try validate(request)
@@ -406,8 +407,7 @@ final class KVService: Sendable {
     }
 
     /// `?replica=local`: what this node stores, without coordination.
-    func localRead(bucket: String, key: String) -> EventLoopFuture<KVResponse> {
-        let loop = group.next()
+    func localRead(bucket: String, key: String, on loop: EventLoop) -> EventLoopFuture<KVResponse> {
         guard BucketName.isValid(bucket), !key.isEmpty else {
             return loop.makeSucceededFuture(Self.errorResponse(400, "bad bucket or key"))
         }
@@ -420,8 +420,9 @@ final class KVService: Sendable {
     // MARK: - Replica side
 
     /// Requests from other agents: replica writes and reads, forwarded client requests.
-    func handleReplicaRequest(_ message: ClusterMessage, from peer: NodeID) -> EventLoopFuture<ClusterMessage> {
-        let loop = group.next()
+    func handleReplicaRequest(_ message: ClusterMessage, from peer: NodeID, on loop: EventLoop)
+        -> EventLoopFuture<ClusterMessage>
+    {
         switch message {
         case .replicaWrite(let write):
             let incoming: Object
@@ -457,7 +458,7 @@ final class KVService: Sendable {
                 .map { object in ClusterMessage.replicaReadReply(object: object.map(ObjectCodec.encode), error: nil) }
                 .recover { error in .replicaReadReply(object: nil, error: "\(error)") }
         case .forward(let request):
-            return handle(request).map { .forwardReply($0) }
+            return handle(request, on: loop).map { .forwardReply($0) }
         default:
             return loop.makeSucceededFuture(.refused(reason: "not a store request"))
         }

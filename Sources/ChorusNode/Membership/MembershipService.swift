@@ -108,8 +108,18 @@ public final class MembershipService: @unchecked Sendable {
         let loop = self.loop
         self.sessions = SessionPool(
             group: group, sealer: sealer, localID: id, maxClockDistance: replayWindow.maxClockDistance,
-            handleRequest: { [unowned self] message, peer, remote in
-                loop.flatSubmit { self.handleClusterRequest(message, from: peer, remote: remote) }
+            handleRequest: { [unowned self] message, peer, remote, channelLoop in
+                // Store traffic is served on the session's own loop; only membership
+                // requests go to the membership loop, which data load must not crowd.
+                switch message {
+                case .pushPull, .ping, .keyOperation:
+                    return loop.flatSubmit { self.handleClusterRequest(message, from: peer, remote: remote) }
+                default:
+                    guard let handler = self.otherRequests else {
+                        return channelLoop.makeSucceededFuture(.refused(reason: "this node does not serve keys yet"))
+                    }
+                    return handler(message, peer, remote, channelLoop)
+                }
             },
             refused: { [unowned self] reason, remote in
                 loop.execute {
@@ -411,7 +421,7 @@ public final class MembershipService: @unchecked Sendable {
             guard let handler = otherRequests else {
                 return loop.makeSucceededFuture(.refused(reason: "this node does not serve keys yet"))
             }
-            return handler(message, peer, remote)
+            return handler(message, peer, remote, loop)
         case .pushPullReply, .refused, .pong, .keyOperationReply, .replicaWriteReply, .replicaReadReply,
             .forwardReply, .repairKeysReply:
             counters.dropTCP("unexpected")

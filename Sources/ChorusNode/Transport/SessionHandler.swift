@@ -29,7 +29,11 @@ enum SessionError: Error, CustomStringConvertible {
 final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = [UInt8]
 
-    typealias RequestHandler = @Sendable (ClusterMessage, NodeID, SocketAddress?) -> EventLoopFuture<ClusterMessage>
+    /// Answers a request from `peer`; runs on the session channel's event loop,
+    /// which it may answer on without a hop.
+    typealias RequestHandler = @Sendable (ClusterMessage, NodeID, SocketAddress?, EventLoop) -> EventLoopFuture<
+        ClusterMessage
+    >
 
     private enum State {
         case initiating(KeyExchangeKeyPair)
@@ -183,7 +187,7 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
         case .request, .oneWay:
             guard let peer else { return }
             let loop = context.eventLoop
-            handleRequest(frame.message, peer, context.remoteAddress).hop(to: loop).whenSuccess { [self] reply in
+            handleRequest(frame.message, peer, context.remoteAddress, loop).hop(to: loop).whenSuccess { [self] reply in
                 guard frame.kind == .request else { return }
                 send(SessionFrame(kind: .response, id: frame.id, message: reply))
             }

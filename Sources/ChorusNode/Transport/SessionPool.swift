@@ -71,19 +71,17 @@ final class SessionPool: Sendable {
     }
 
     /// Sends `message` to the agent at `address` and waits for its answer.
-    func request(_ message: ClusterMessage, to address: Endpoint, timeout: TimeAmount) -> EventLoopFuture<
-        ClusterMessage
-    > {
-        let loop = group.next()
+    /// Completes on the session channel's loop: callers hop only if they must.
+    func request(_ message: ClusterMessage, to address: Endpoint, timeout: TimeAmount)
+        -> EventLoopFuture<ClusterMessage>
+    {
         let deadline = NIODeadline.now() + timeout
         counts.withLockedValue { $0.sent += 1 }
-        return session(to: address, timeout: timeout).hop(to: loop).flatMap { handler in
-            let remaining = deadline - NIODeadline.now()
-            guard remaining > .zero else { return loop.makeFailedFuture(SessionError.timedOut(address)) }
+        return session(to: address, timeout: timeout).flatMap { handler in
             let channelLoop = handler.ready.futureResult.eventLoop
-            return channelLoop.flatSubmit {
-                handler.request(message, timeout: remaining, loop: channelLoop)
-            }.hop(to: loop)
+            let remaining = deadline - NIODeadline.now()
+            guard remaining > .zero else { return channelLoop.makeFailedFuture(SessionError.timedOut(address)) }
+            return channelLoop.flatSubmit { handler.request(message, timeout: remaining, loop: channelLoop) }
         }.flatMapErrorThrowing { [counts] error in
             counts.withLockedValue { $0.failed += 1 }
             if case SessionError.timedOut(nil) = error { throw SessionError.timedOut(address) }
