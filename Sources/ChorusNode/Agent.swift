@@ -53,6 +53,7 @@ public enum Agent {
             antiEntropy = entropy
             service.otherRequests = { message, peer, _, loop in
                 if case .repairKeys = message { return entropy.handleRepairKeys(message) }
+                if case .reapTombstone = message { return entropy.handleReapTombstone(message) }
                 return kv.handleReplicaRequest(message, from: peer, on: loop)
             }
             // Before the node takes any write, so every later change reaches the trees.
@@ -119,9 +120,11 @@ public enum Agent {
         let path = request.path.hasSuffix("/") ? String(request.path.dropLast()) : request.path
         switch (request.method, path) {
         case (.GET, "/metrics"):
-            // Membership and transport figures are read at scrape time; the rest is recorded as it happens.
-            return service.statusView().map { status in
+            // Membership, transport and anti-entropy figures are read at scrape time; the rest is
+            // recorded as it happens.
+            return service.statusView().and(antiEntropy.statusView()).map { status, entropy in
                 metrics.observe(status)
+                metrics.observe(entropy)
                 if let hints = try? handoff.summary() {
                     metrics.setHintsPending(
                         Dictionary(hints.map { ($0.target, $0.count) }, uniquingKeysWith: +),

@@ -38,6 +38,14 @@ public protocol ObjectStore: Sendable {
     /// the removal is durable.
     func delete(bucket: String, key: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
 
+    /// Physically remove a key only if its stored value still equals `expected` (the bytes the
+    /// caller read and checked): the read-check-delete of tombstone reaping, atomic inside the
+    /// write path, so a write that raced in keeps the key. `completion` gets whether it deleted,
+    /// once the removal is durable.
+    func delete(
+        bucket: String, key: String, ifValue expected: [UInt8],
+        completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
+
     /// A node-state value (see `MetaName`), or nil when never set.
     func meta(_ name: String) throws(StoreError) -> [UInt8]?
 
@@ -267,6 +275,15 @@ extension ObjectStore {
     public func delete(bucket: String, key: String) async throws(StoreError) -> Bool {
         let result: Result<Bool, StoreError> = await withCheckedContinuation { continuation in
             delete(bucket: bucket, key: key) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// `delete(ifValue:)` for async callers: whether it deleted, once durable.
+    @discardableResult
+    public func delete(bucket: String, key: String, ifValue expected: [UInt8]) async throws(StoreError) -> Bool {
+        let result: Result<Bool, StoreError> = await withCheckedContinuation { continuation in
+            delete(bucket: bucket, key: key, ifValue: expected) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }

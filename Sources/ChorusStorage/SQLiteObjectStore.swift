@@ -62,7 +62,14 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
 
     public func delete(bucket: String, key: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
     {
-        engine.submit(.delete(bucket: bucket, key: key, completion: completion))
+        engine.submit(.delete(bucket: bucket, key: key, expected: nil, completion: completion))
+    }
+
+    public func delete(
+        bucket: String, key: String, ifValue expected: [UInt8],
+        completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void
+    ) {
+        engine.submit(.delete(bucket: bucket, key: key, expected: expected, completion: completion))
     }
 
     public func meta(_ name: String) throws(StoreError) -> [UInt8]? {
@@ -86,14 +93,16 @@ enum WriteOperation {
     case update(
         bucket: String, key: String, partition: Int, transform: @Sendable ([UInt8]?) -> [UInt8]?,
         completion: @Sendable (Result<[UInt8]?, StoreError>) -> Void)
-    case delete(bucket: String, key: String, completion: @Sendable (Result<Bool, StoreError>) -> Void)
+    /// `expected`: delete only if the stored value equals it (nil: unconditionally).
+    case delete(
+        bucket: String, key: String, expected: [UInt8]?, completion: @Sendable (Result<Bool, StoreError>) -> Void)
     case setMeta(name: String, value: [UInt8], completion: @Sendable (Result<Void, StoreError>) -> Void)
     case hint(HintOperation)
 
     func fail(_ error: StoreError) {
         switch self {
         case .update(_, _, _, _, let completion): completion(.failure(error))
-        case .delete(_, _, let completion): completion(.failure(error))
+        case .delete(_, _, _, let completion): completion(.failure(error))
         case .setMeta(_, _, let completion): completion(.failure(error))
         case .hint(let operation): operation.fail(error)
         }
@@ -441,11 +450,15 @@ final class StoreEngine: @unchecked Sendable {
                 PendingCompletion(succeed: { completion(.success(value)) }, fail: { completion(.failure($0)) }),
                 value.count + bucket.utf8.count + key.utf8.count
             )
-        case .delete(let bucket, let key, let completion):
-            let delete = try writer.statement("DELETE FROM objects WHERE bucket = ?1 AND key = ?2")
+        case .delete(let bucket, let key, let expected, let completion):
+            let delete = try writer.statement(
+                expected == nil
+                    ? "DELETE FROM objects WHERE bucket = ?1 AND key = ?2"
+                    : "DELETE FROM objects WHERE bucket = ?1 AND key = ?2 AND value = ?3")
             defer { delete.reset() }
             try delete.bind(1, bucket)
             try delete.bind(2, key)
+            if let expected { try delete.bind(3, expected) }
             try delete.run()
             let existed = writer.changes > 0
             return (

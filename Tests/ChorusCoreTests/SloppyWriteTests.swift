@@ -93,3 +93,31 @@ import Testing
         #expect(outcome?.met == false && outcome?.counted == 1 && outcome?.failures.count == 2)
     }
 }
+
+@Suite struct SloppyWritePipelineTests {
+    let nodes = (1...5).map { NodeID(high: 0, low: UInt64($0)) }
+
+    @Test func theCoordinatorsOwnCommitCountsOnceDurable() {
+        var effects: [SloppyWrite.Effect] = []
+        var write = SloppyWrite(
+            coordinator: nodes[0], home: Array(nodes[0..<3]), fallbacks: Array(nodes[3...]), required: 2,
+            sloppy: true, reachable: Set(nodes), coordinatorStored: false, effects: &effects)
+        #expect(effects.contains(.send(to: nodes[1], hintFor: nil)))
+        #expect(!effects.contains(.send(to: nodes[0], hintFor: nil)))
+        #expect(write.acknowledged(by: nodes[1]).isEmpty)
+        let finished = write.coordinatorStored()
+        #expect(finished.contains { if case .finish(let outcome) = $0 { outcome.met } else { false } })
+    }
+
+    @Test func aFailedLocalCommitIsNotReplacedAndOthersCanStillMeetTheQuorum() {
+        var effects: [SloppyWrite.Effect] = []
+        var write = SloppyWrite(
+            coordinator: nodes[0], home: Array(nodes[0..<3]), fallbacks: Array(nodes[3...]), required: 2,
+            sloppy: true, reachable: Set(nodes), coordinatorStored: false, effects: &effects)
+        let afterFailure = write.failed(nodes[0], reason: "disk full")
+        #expect(!afterFailure.contains { if case .send = $0 { true } else { false } })
+        _ = write.acknowledged(by: nodes[1])
+        let finished = write.acknowledged(by: nodes[2])
+        #expect(finished.contains { if case .finish(let outcome) = $0 { outcome.met } else { false } })
+    }
+}

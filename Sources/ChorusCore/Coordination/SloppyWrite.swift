@@ -50,20 +50,31 @@ public struct SloppyWrite: Sendable {
     /// acknowledgement still counts.
     private var timedOut: [NodeID: NodeID?] = [:]
     private var finished = false
+    private var coordinator: NodeID?
 
     /// - Parameters:
-    ///   - coordinator: this node, a home replica that already stored the write.
+    ///   - coordinator: this node, a home replica; `coordinatorStored` says whether
+    ///     its own copy is durable yet (else report it with `coordinatorStored()`
+    ///     or `failed(coordinator, ...)`: the coordinator may send to the others
+    ///     while its own commit is in flight).
     ///   - home: the partition's N home replicas, in ranking order.
     ///   - fallbacks: the rest of the ranking, in order.
     ///   - reachable: nodes SWIM believes answer (alive or suspect).
     public init(
         coordinator: NodeID, home: [NodeID], fallbacks: [NodeID], required: Int, sloppy: Bool,
-        reachable: Set<NodeID>, effects: inout [Effect]
+        reachable: Set<NodeID>, coordinatorStored: Bool = true, effects: inout [Effect]
     ) {
         self.required = required
         self.sloppy = sloppy
         self.fallbacks = fallbacks.filter { reachable.contains($0) && $0 != coordinator }
-        homeAcks.insert(coordinator)
+        if coordinatorStored {
+            homeAcks.insert(coordinator)
+        } else {
+            // Awaiting its own durable commit, as if it were a replica in flight; a
+            // local failure is not replaced by a fallback (the others carry the write).
+            outstanding[coordinator] = .some(nil)
+            self.coordinator = coordinator
+        }
         for replica in home where replica != coordinator {
             if reachable.contains(replica) {
                 outstanding[replica] = .some(nil)
@@ -87,10 +98,20 @@ public struct SloppyWrite: Sendable {
         return effects
     }
 
+    /// The coordinator's own copy is durable.
+    public mutating func coordinatorStored() -> [Effect] {
+        guard let coordinator else { return [] }
+        return acknowledged(by: coordinator)
+    }
+
     public mutating func failed(_ node: NodeID, reason: String) -> [Effect] {
         var effects: [Effect] = []
         guard let standIn = outstanding.removeValue(forKey: node) else { return effects }
         failures.append(Failure(node: node, reason: reason))
+        if node == coordinator {
+            settle(&effects)
+            return effects
+        }
         // A failed fallback is replaced in turn, for the same home replica.
         substitute(for: standIn ?? node, effects: &effects)
         settle(&effects)

@@ -18,6 +18,8 @@ public enum ClusterCodec {
         case forwardReply = 13
         case repairKeys = 14
         case repairKeysReply = 15
+        case reapTombstone = 16
+        case reapTombstoneReply = 17
     }
 
     /// Longest key or bucket name, in UTF-8 bytes (Riak and Cassandra allow more;
@@ -137,6 +139,15 @@ extension SWIMCodec.Writer {
                 u64(entry.digest)
             }
             optionalText(error)
+        case .reapTombstone(let bucket, let key, let digest):
+            u8(FrameType.reapTombstone.rawValue)
+            blob(Array(bucket.utf8))
+            blob(Array(key.utf8))
+            u64(digest)
+        case .reapTombstoneReply(let reaped, let error):
+            u8(FrameType.reapTombstoneReply.rawValue)
+            u8(reaped ? 1 : 0)
+            optionalText(error)
         }
     }
 
@@ -240,6 +251,13 @@ extension SWIMCodec.Reader {
                 entries.append(RepairEntry(bucket: bucket, key: key, digest: try u64()))
             }
             message = .repairKeysReply(entries: entries, error: try optionalText())
+        case .reapTombstone:
+            let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
+            let key = try text(maxBytes: ClusterCodec.maxKeyBytes)
+            message = .reapTombstone(bucket: bucket, key: key, digest: try u64())
+        case .reapTombstoneReply:
+            let reaped = try bool()
+            message = .reapTombstoneReply(reaped: reaped, error: try optionalText())
         }
         return message
     }

@@ -31,6 +31,13 @@ public enum ClusterMessage: Hashable, Sendable {
     case repairKeys(partition: Int, segmentCount: Int, segments: [Int])
     /// The keys asked for, sorted by bucket then key; or an error.
     case repairKeysReply(entries: [RepairEntry], error: String?)
+    /// Tombstone reaping (DESIGN §4, §6): sent by the key's primary once every home
+    /// replica holds its tombstone. Physically delete the key if the stored object's
+    /// `VersionDigest` still equals `digest` (a write that raced in keeps it).
+    case reapTombstone(bucket: String, key: String, digest: UInt64)
+    /// Whether the replica deleted its copy (false: it held another version, or
+    /// nothing); or an error.
+    case reapTombstoneReply(reaped: Bool, error: String?)
 }
 
 /// One stored key and its `VersionDigest`, as bulk repair lists them.

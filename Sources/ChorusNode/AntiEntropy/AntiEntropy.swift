@@ -12,6 +12,8 @@ import NIOCore
 /// TCP session: key/digest lists, then the objects one side lacks or holds at another
 /// version, merged with DVV sync on both sides.
 ///
+/// It also reaps tombstones (DESIGN §4; README "Anti-entropy"): see `reaperPass`.
+///
 /// Thread-safety: the trees are behind a lock (the store's writer thread updates
 /// them); everything else is touched only on `loop`.
 final class AntiEntropy: @unchecked Sendable {
@@ -40,11 +42,23 @@ final class AntiEntropy: @unchecked Sendable {
     private var round: RoundState?
     private var roundCounter: UInt64 = 0
     private var rng = SystemRandomNumberGenerator()
+    private var reaperTask: RepeatedTask?
+    private var reaping = false
+    /// Where the next reaper pass resumes: a partition and the last key scanned in it.
+    private var reapCursor: (partition: Int, after: ObjectKey?) = (0, nil)
+    /// Objects one reaper pass scans at most (it resumes where the last one stopped).
+    static let reapScanBudget = 20_000
+    /// Expired tombstones one reaper pass checks with the replicas at most.
+    static let reapCandidateLimit = 1_000
 
     struct Stats {
         var exchanges: UInt64 = 0
         var equal: UInt64 = 0
+        /// Exchanges that found differing segments and finished their repair.
+        var repaired: UInt64 = 0
         var failed: UInt64 = 0
+        /// Tombstones this node physically removed (as primary or at its request).
+        var tombstonesReaped: UInt64 = 0
         var answered: UInt64 = 0
         var malformed: UInt64 = 0
         var keysRepaired: UInt64 = 0
@@ -93,8 +107,7 @@ final class AntiEntropy: @unchecked Sendable {
         self.logger = logger
         replicas.onChange { [trees, shape] change in
             trees.withLockedValue { trees in
-                trees[change.partition, default: TictacTree(shape: shape)].update(
-                    bucket: change.bucket, key: change.key, oldDigest: change.oldDigest, newDigest: change.newDigest)
+                change.apply(to: &trees[change.partition, default: TictacTree(shape: shape)])
             }
         }
         membership.antiEntropyReceiver = { [self] sender, address, payload, size in
@@ -166,11 +179,16 @@ final class AntiEntropy: @unchecked Sendable {
 
     // MARK: - Schedule
 
-    /// Starts the periodic exchanges (none when the concurrency is 0).
+    /// Starts the periodic exchanges (none when the concurrency is 0) and the
+    /// tombstone reaper (on the same interval, whatever the concurrency: it checks
+    /// every replica's copy itself, so it does not depend on the exchanges).
     func start() {
-        guard settings.antiEntropyConcurrency > 0 else { return }
         let interval = max(settings.antiEntropyInterval, .milliseconds(10)).timeAmount
         loop.execute { [self] in
+            reaperTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+                reaperPass()
+            }
+            guard settings.antiEntropyConcurrency > 0 else { return }
             task = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
                 backgroundRound()
             }
@@ -181,6 +199,8 @@ final class AntiEntropy: @unchecked Sendable {
         loop.execute { [self] in
             task?.cancel()
             task = nil
+            reaperTask?.cancel()
+            reaperTask = nil
         }
     }
 
@@ -241,6 +261,7 @@ final class AntiEntropy: @unchecked Sendable {
                 outcome.keysRepaired = moved.keys
                 outcome.tcpBytes = moved.bytes
                 stats.keysRepaired += UInt64(moved.keys)
+                stats.repaired += 1
                 return outcome
             }
         }.flatMapError { [self] error in
@@ -478,6 +499,191 @@ final class AntiEntropy: @unchecked Sendable {
             .recover { _ in (false, 0) }
     }
 
+    // MARK: - Tombstone reaping
+
+    /// A tombstone this node's scan found past the grace period, in a partition it is
+    /// the primary of.
+    struct ReapCandidate: Sendable {
+        var partition: Int
+        var bucket: String
+        var key: String
+        var object: StoredObject
+    }
+
+    enum ReapResult: Sendable {
+        case reaped
+        /// A home replica is down or unreachable: not even asked.
+        case replicaDown
+        /// Checked, and not every replica holds the same tombstone (or a write raced in).
+        case kept
+    }
+
+    /// One pass of the tombstone reaper (on `loop`, every `anti_entropy_interval`).
+    ///
+    /// A deleted key's tombstone may be removed only once every home replica holds it,
+    /// or a replica that missed the delete would bring the value back through read
+    /// repair, handoff or anti-entropy. The pass:
+    ///
+    /// 1. scans (at most `reapScanBudget` objects, resuming where the last pass
+    ///    stopped) the partitions this node is the *primary* of (first of the
+    ///    partition's ranking), so exactly one node starts the reap of a key, for
+    ///    tombstones whose newest stamp is older than `store.tombstone_grace`
+    ///    (`TombstoneReaping.isExpiredTombstone`);
+    /// 2. for each, skips it if any other home replica is not alive, else reads every
+    ///    other home replica's copy (`replicaRead`) and goes on only if each is the same
+    ///    tombstone: deleted, causally equal, same `VersionDigest`
+    ///    (`TombstoneReaping.decide`);
+    /// 3. sends `reapTombstone(bucket, key, digest)` to each of them: each deletes its
+    ///    own copy only if its digest still equals `digest`, atomically in the store's
+    ///    write path (`ReplicaStore.reap`), and drops the key from its tree;
+    /// 4. if all of them did, deletes its own copy the same way, last: until then the
+    ///    primary still holds the tombstone, and anti-entropy hands it back to any
+    ///    replica that reaped while another did not.
+    ///
+    /// A write that raced in changes the digest, so the conditional deletes keep it.
+    /// Hints are never reaped: one carrying the tombstone merges as a delete.
+    private func reaperPass() {
+        guard !reaping else { return }
+        let view = membership.view
+        let primaries = (0..<settings.partitions).filter { view.placement.ranking(of: $0).first == localID }
+        guard !primaries.isEmpty else { return }
+        let now = WallClock.nanoseconds()
+        let grace = UInt64(max(0, settings.tombstoneGrace.timeAmount.nanoseconds))
+        let candidates: [ReapCandidate]
+        do {
+            candidates = try reapCandidates(primaries: primaries, now: now, grace: grace)
+        } catch {
+            logger.warning("tombstone reaper cannot scan the store", metadata: ["error": "\(error)"])
+            return
+        }
+        guard !candidates.isEmpty else { return }
+        reaping = true
+        let results = candidates.map { candidate -> @Sendable () -> EventLoopFuture<ReapResult> in
+            { [self] in reap(candidate, view: view, now: now, grace: grace) }
+        }
+        let outcomes = NIOLockedValueBox<[ReapResult]>([])
+        let operations: [@Sendable () -> EventLoopFuture<Void>] = results.map { operation in
+            { operation().map { result in outcomes.withLockedValue { $0.append(result) } } }
+        }
+        runWindowed(operations, window: 8).whenComplete { [self] _ in
+            reaping = false
+            let results = outcomes.withLockedValue { $0 }
+            let reaped = results.filter { if case .reaped = $0 { true } else { false } }.count
+            guard reaped > 0 else { return }
+            let down = results.filter { if case .replicaDown = $0 { true } else { false } }.count
+            logger.info(
+                "reaped tombstones",
+                metadata: [
+                    "keys": "\(reaped)", "checked": "\(results.count)", "kept": "\(results.count - reaped - down)",
+                    "replica_down": "\(down)",
+                ])
+        }
+    }
+
+    /// Expired tombstones of `primaries`, scanning from `reapCursor` on.
+    private func reapCandidates(primaries: [Int], now: UInt64, grace: UInt64) throws -> [ReapCandidate] {
+        var candidates: [ReapCandidate] = []
+        var scanned = 0
+        var index = primaries.firstIndex { $0 >= reapCursor.partition } ?? 0
+        var after = primaries[index] == reapCursor.partition ? reapCursor.after : nil
+        for _ in 0..<primaries.count {
+            let partition = primaries[index]
+            while true {
+                let page = try replicas.store.scan(partition: partition, after: after, limit: 500)
+                guard let last = page.last else { break }
+                scanned += page.count
+                for record in page {
+                    guard let object = try? ObjectCodec.decode(record.value),
+                        TombstoneReaping.isExpiredTombstone(object, now: now, grace: grace)
+                    else { continue }
+                    candidates.append(
+                        ReapCandidate(partition: partition, bucket: record.bucket, key: record.key, object: object))
+                }
+                after = last.objectKey
+                if scanned >= Self.reapScanBudget || candidates.count >= Self.reapCandidateLimit {
+                    reapCursor = (partition, after)
+                    return candidates
+                }
+            }
+            index = (index + 1) % primaries.count
+            after = nil
+            reapCursor = (primaries[index], nil)
+        }
+        return candidates
+    }
+
+    /// Steps 2 to 4 of `reaperPass` for one key.
+    private func reap(_ candidate: ReapCandidate, view: ClusterView, now: UInt64, grace: UInt64)
+        -> EventLoopFuture<ReapResult>
+    {
+        let homes = view.placement.homeReplicas(
+            of: candidate.partition, n: settings.buckets.properties(of: candidate.bucket).n)
+        guard homes.first == localID else { return loop.makeSucceededFuture(.kept) }
+        var peers: [Member] = []
+        for id in homes.dropFirst() where id != localID {
+            guard let member = view.members[id], member.status == .alive else {
+                return loop.makeSucceededFuture(.replicaDown)
+            }
+            peers.append(member)
+        }
+        let (bucket, key) = (candidate.bucket, candidate.key)
+        let reads = peers.map { peer in
+            membership.sessions.request(.replicaRead(bucket: bucket, key: key), to: peer.address, timeout: .seconds(10))
+                .map { reply -> StoredObject? in
+                    guard case .replicaReadReply(let bytes?, nil) = reply else { return nil }
+                    return try? ObjectCodec.decode(bytes)
+                }
+                .recover { _ in nil }
+        }
+        return EventLoopFuture.whenAllSucceed(reads, on: loop).flatMap { [self] copies in
+            let decision = TombstoneReaping.decide(ours: candidate.object, copies: copies, now: now, grace: grace)
+            guard decision == .reap else {
+                logger.debug(
+                    "tombstone kept", metadata: ["bucket": "\(bucket)", "key": "\(key)", "reason": "\(decision)"])
+                return loop.makeSucceededFuture(.kept)
+            }
+            let digest = VersionDigest.of(candidate.object)
+            let reaps = peers.map { peer in
+                membership.sessions.request(
+                    .reapTombstone(bucket: bucket, key: key, digest: digest), to: peer.address, timeout: .seconds(10)
+                )
+                .map { reply in
+                    if case .reapTombstoneReply(true, nil) = reply { return true }
+                    return false
+                }
+                .recover { _ in false }
+            }
+            return EventLoopFuture.whenAllSucceed(reaps, on: loop).flatMap { [self] reaped in
+                guard reaped.allSatisfy({ $0 }) else { return loop.makeSucceededFuture(.kept) }
+                return reapLocally(bucket: bucket, key: key, digest: digest).map { $0 ? .reaped : .kept }
+            }
+        }
+    }
+
+    /// Deletes this node's copy if it is still the tombstone of `digest`; counts it.
+    private func reapLocally(bucket: String, key: String, digest: UInt64) -> EventLoopFuture<Bool> {
+        replicas.reap(bucket: bucket, key: key, digest: digest, on: loop).hop(to: loop)
+            .map { [self] reaped in
+                if reaped { stats.tombstonesReaped += 1 }
+                return reaped
+            }
+            .recover { [self] error in
+                logger.warning(
+                    "cannot reap tombstone", metadata: ["bucket": "\(bucket)", "key": "\(key)", "error": "\(error)"])
+                return false
+            }
+    }
+
+    /// A primary's `reapTombstone` request.
+    func handleReapTombstone(_ message: ClusterMessage) -> EventLoopFuture<ClusterMessage> {
+        guard case .reapTombstone(let bucket, let key, let digest) = message else {
+            return loop.makeSucceededFuture(.refused(reason: "not a reap request"))
+        }
+        return reapLocally(bucket: bucket, key: key, digest: digest).map {
+            ClusterMessage.reapTombstoneReply(reaped: $0, error: nil)
+        }
+    }
+
     // MARK: - Full rounds (`chorus repair`)
 
     /// A full round: every partition this node replicates (or `partition`),
@@ -599,8 +805,9 @@ final class AntiEntropy: @unchecked Sendable {
             return AntiEntropyView(
                 trees: trees.withLockedValue { $0.count }, treesRebuilt: info.trees, keysIndexed: info.keys,
                 rebuildSeconds: info.seconds, exchanges: stats.exchanges, exchangesEqual: stats.equal,
-                exchangesFailed: stats.failed, answered: stats.answered, malformed: stats.malformed,
+                exchangesRepaired: stats.repaired, exchangesFailed: stats.failed, answered: stats.answered, malformed: stats.malformed,
                 keysRepaired: stats.keysRepaired, udpBytes: stats.udpBytes, tcpBytes: stats.tcpBytes,
+                tombstonesReaped: stats.tombstonesReaped,
                 partitionsExchanged: lastExchange.count,
                 partitionsReplicated: membership.view.placement.partitions(homedOn: localID, n: replication).count,
                 oldestExchangeAgeSeconds: ages.max(), newestExchangeAgeSeconds: ages.min())

@@ -9,6 +9,8 @@ public struct AntiEntropyView: Codable, Sendable, Equatable {
     /// Exchanges this node initiated that completed (equal or repaired), ended equal, failed.
     public var exchanges: UInt64
     public var exchangesEqual: UInt64
+    /// Exchanges that found differing segments and finished their repair.
+    public var exchangesRepaired: UInt64
     public var exchangesFailed: UInt64
     /// Summary datagrams answered for peers' exchanges, and undecodable ones dropped.
     public var answered: UInt64
@@ -16,6 +18,8 @@ public struct AntiEntropyView: Codable, Sendable, Equatable {
     public var keysRepaired: UInt64
     public var udpBytes: UInt64
     public var tcpBytes: UInt64
+    /// Tombstones this node physically removed (DESIGN §4).
+    public var tombstonesReaped: UInt64
     /// Partitions exchanged at least once since start, of those this node replicates.
     public var partitionsExchanged: Int
     public var partitionsReplicated: Int
@@ -29,7 +33,9 @@ public struct AntiEntropyView: Codable, Sendable, Equatable {
         case keysIndexed = "keys_indexed"
         case rebuildSeconds = "rebuild_seconds"
         case exchangesEqual = "exchanges_equal"
+        case exchangesRepaired = "exchanges_repaired"
         case exchangesFailed = "exchanges_failed"
+        case tombstonesReaped = "tombstones_reaped"
         case keysRepaired = "keys_repaired"
         case udpBytes = "udp_bytes"
         case tcpBytes = "tcp_bytes"

@@ -90,6 +90,11 @@ public struct StoreSettings: Sendable {
     public var antiEntropyConcurrency: Int
     /// Objects bulk repair moves per second, at most.
     public var repairRate: Int
+    /// A tombstone is reaped (physically removed) no sooner than this after the
+    /// delete, and only once every home replica holds it (DESIGN §4): long enough
+    /// for a down replica to return and for hints and anti-entropy to deliver the
+    /// delete. 1 h (Cassandra's gc_grace_seconds: 10 days; Riak's delete_mode: 3 s).
+    public var tombstoneGrace: Duration
     public var buckets: BucketTable
 
     public init(
@@ -97,8 +102,9 @@ public struct StoreSettings: Sendable {
         requestTimeout: Duration = .seconds(5), replicaTimeout: Duration = .seconds(1), hintedHandoff: Bool = true,
         maxHintWindow: Duration = .seconds(3 * 3600), maxHintBytes: Int = 1 << 30, handoffRate: Int = 1000,
         antiEntropyInterval: Duration = .seconds(10), antiEntropyConcurrency: Int = 1, repairRate: Int = 1000,
-        buckets: BucketTable = BucketTable()
+        tombstoneGrace: Duration = .seconds(3600), buckets: BucketTable = BucketTable()
     ) {
+        self.tombstoneGrace = tombstoneGrace
         self.antiEntropyInterval = antiEntropyInterval
         self.antiEntropyConcurrency = antiEntropyConcurrency
         self.repairRate = repairRate

@@ -75,6 +75,9 @@ public enum ConfigLoader {
         Setting(key: "store.anti_entropy_concurrency", kind: .integer, help: "anti-entropy exchanges per round"),
         Setting(
             key: "store.repair_rate", kind: .integer, help: "objects anti-entropy repair moves per second, at most"),
+        Setting(
+            key: "store.tombstone_grace", kind: .duration,
+            help: "reap a tombstone no sooner than this after the delete, once every replica holds it"),
         Setting(key: "buckets", kind: .buckets, help: "per-bucket n, r, w, conflicts ([buckets.NAME] tables)"),
     ]
 
@@ -368,6 +371,7 @@ public enum ConfigLoader {
             antiEntropyInterval: try duration("store.anti_entropy_interval", default: .seconds(10)),
             antiEntropyConcurrency: try integer("store.anti_entropy_concurrency", default: 1, range: 0...64),
             repairRate: try integer("store.repair_rate", default: 1000, range: 1...1_000_000),
+            tombstoneGrace: try duration("store.tombstone_grace", default: .seconds(3600)),
             buckets: BucketTable(buckets: buckets))
 
         let name = try string("name", default: hostName)

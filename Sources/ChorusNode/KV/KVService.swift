@@ -150,34 +150,66 @@ final class KVService: Sendable {
             if let stored { witness(stored) }
             return LWWStamp(timestamp: clock.withLockedValue { $0.now(wall: WallClock.nanoseconds()) }, node: localID)
         }
-        return replicas.coordinate(
+        // Replication starts as soon as the new version is computed, while the
+        // local commit is still being fsynced; the local copy counts once durable.
+        let replication = NIOLockedValueBox<Replication?>(nil)
+        let started: @Sendable (Object) -> Void = { [self] object in
+            let started = replicate(
+                object, bucket: bucket, key: key, home: home, fallbacks: fallbacks, view: view, request: request,
+                loop: loop)
+            replication.withLockedValue { $0 = started }
+        }
+        let local = replicas.coordinate(
             bucket: bucket, key: key, value: value, context: request.context, replica: localID, mintStamp: mintStamp,
-            on: loop
-        ).flatMap { [self] object in
+            on: loop, computed: started)
+        return local.flatMap { [self] object in
             if object.siblingCount >= ReplicaStore.siblingWarning {
                 logger.warning(
                     "key has many siblings",
                     metadata: ["bucket": "\(bucket)", "key": "\(key)", "siblings": "\(object.siblingCount)"])
             }
-            return replicate(
-                object, bucket: bucket, key: key, home: home, fallbacks: fallbacks, view: view, request: request,
-                loop: loop
-            ).map { outcome in
-                guard outcome.met else {
-                    return Self.quorumFailure(
-                        request.request.operation == .delete ? "delete" : "write", acknowledged: outcome.counted,
-                        required: request.required, n: home.count,
-                        failures: outcome.failures.map { "\(view.members[$0.node]?.name ?? "\($0.node)"): \($0.reason)" },
-                        hinted: outcome.sloppy ? nil : outcome.hintedAcknowledgements)
-                }
-                return KVResponse(status: 204, context: CausalContext.encode(object.join, clusterName: self.clusterName))
+            guard let replication = replication.withLockedValue({ $0 }) else {
+                return loop.makeSucceededFuture(Self.errorResponse(500, "local write produced no version"))
             }
-        }.flatMapErrorThrowing { error in
+            replication.coordinatorStored()
+            return respond(to: request, object: object, outcome: replication.outcome, home: home, view: view)
+        }.flatMapError { [self] error in
             if let refusal = error as? ReplicaStore.WriteError, case .tooManySiblings = refusal {
-                return Self.errorResponse(409, "\(refusal)")
+                return loop.makeSucceededFuture(Self.errorResponse(409, "\(refusal)"))
             }
-            return Self.errorResponse(500, "local write failed: \(error)")
+            // The local commit failed after replication started: the other replicas
+            // may still carry the write to its quorum.
+            guard let replication = replication.withLockedValue({ $0 }), let object = replication.object else {
+                return loop.makeSucceededFuture(Self.errorResponse(500, "local write failed: \(error)"))
+            }
+            replication.coordinatorFailed("local write failed: \(error)")
+            return respond(to: request, object: object, outcome: replication.outcome, home: home, view: view)
         }
+    }
+
+    private func respond(
+        to request: ValidatedRequest, object: Object, outcome: EventLoopFuture<SloppyWrite.Outcome>, home: [NodeID],
+        view: ClusterView
+    ) -> EventLoopFuture<KVResponse> {
+        outcome.map { [clusterName] outcome in
+            guard outcome.met else {
+                return Self.quorumFailure(
+                    request.request.operation == .delete ? "delete" : "write", acknowledged: outcome.counted,
+                    required: request.required, n: home.count,
+                    failures: outcome.failures.map { "\(view.members[$0.node]?.name ?? "\($0.node)"): \($0.reason)" },
+                    hinted: outcome.sloppy ? nil : outcome.hintedAcknowledgements)
+            }
+            return KVResponse(status: 204, context: CausalContext.encode(object.join, clusterName: clusterName))
+        }
+    }
+
+    /// One write's replication in flight: its outcome, and how to report the
+    /// coordinator's own commit to it.
+    struct Replication: Sendable {
+        var object: Object?
+        var outcome: EventLoopFuture<SloppyWrite.Outcome>
+        var coordinatorStored: @Sendable () -> Void
+        var coordinatorFailed: @Sendable (String) -> Void
     }
 
     /// Runs a `SloppyWrite`: sends the object to the other home replicas, to
@@ -186,7 +218,7 @@ final class KVService: Sendable {
     private func replicate(
         _ object: Object, bucket: String, key: String, home: [NodeID], fallbacks: [NodeID], view: ClusterView,
         request: ValidatedRequest, loop: EventLoop
-    ) -> EventLoopFuture<SloppyWrite.Outcome> {
+    ) -> Replication {
         let promise = loop.makePromise(of: SloppyWrite.Outcome.self)
         let encoded = ObjectCodec.encode(object)
         let reachable = Set(view.members.keys.filter { view.isReachable($0) })
@@ -194,7 +226,7 @@ final class KVService: Sendable {
         let machine = NIOLockedValueBox(
             SloppyWrite(
                 coordinator: localID, home: home, fallbacks: hintedHandoffFallbacks(fallbacks), required: request.required,
-                sloppy: request.sloppy, reachable: reachable, effects: &initial))
+                sloppy: request.sloppy, reachable: reachable, coordinatorStored: false, effects: &initial))
         let replicaTimeout = min(settings.replicaTimeout.timeAmount, request.timeout)
         // Timers are cancelled as soon as they are moot: at load, thousands of
         // requests a second would otherwise keep their timers alive for seconds.
@@ -241,7 +273,11 @@ final class KVService: Sendable {
         }
         timers.withLockedValue { $0.request = requestTimer }
         run(initial)
-        return promise.futureResult
+        let localID = self.localID
+        return Replication(
+            object: object, outcome: promise.futureResult,
+            coordinatorStored: { run(machine.withLockedValue { $0.coordinatorStored() }) },
+            coordinatorFailed: { reason in run(machine.withLockedValue { $0.failed(localID, reason: reason) }) })
     }
 
     /// With hinted handoff off, no fallback takes hints: down replicas are left

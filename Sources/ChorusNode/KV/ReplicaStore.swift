@@ -41,7 +41,18 @@ final class ReplicaStore: Sendable {
         var key: String
         /// `VersionDigest` of the object before the write; nil when the key was absent.
         var oldDigest: UInt64?
-        var newDigest: UInt64
+        /// `VersionDigest` of the object after the write; nil when the key was
+        /// removed (a reaped tombstone).
+        var newDigest: UInt64?
+
+        /// Brings `tree` (the tree of `partition`) up to date with this change.
+        func apply(to tree: inout TictacTree) {
+            if let newDigest {
+                tree.update(bucket: bucket, key: key, oldDigest: oldDigest, newDigest: newDigest)
+            } else if let oldDigest {
+                tree.remove(bucket: bucket, key: key, digest: oldDigest)
+            }
+        }
     }
 
     /// Called after every durable write made through `change` (on the store's
@@ -108,10 +119,11 @@ final class ReplicaStore: Sendable {
     /// this replica's next dot. Completes with the new object once durable.
     func coordinate(
         bucket: String, key: String, value: [UInt8]?, context: VersionVector, replica: NodeID,
-        mintStamp: @escaping @Sendable (Object?) -> LWWStamp, on loop: EventLoop
+        mintStamp: @escaping @Sendable (Object?) -> LWWStamp, on loop: EventLoop,
+        computed: (@Sendable (Object) -> Void)? = nil
     ) -> EventLoopFuture<Object> {
         let lww = buckets.properties(of: bucket).conflicts == .lww
-        return change(bucket: bucket, key: key, on: loop) { stored in
+        return change(bucket: bucket, key: key, on: loop, computed: computed) { stored in
             var object = stored ?? Object()
             // Minted against what is stored, so in LWW buckets a write made after a
             // read is ordered after what it read.
@@ -138,8 +150,48 @@ final class ReplicaStore: Sendable {
         }
     }
 
+    /// - Parameter computed: called on the store's writer thread with the new
+    ///   object as soon as it is computed, before its commit is durable (the
+    ///   coordinator starts replicating then, in parallel with its own fsync).
+    /// Tombstone reaping (DESIGN §4, §6): physically removes the key if this replica's
+    /// own copy (hints are never reaped) is a tombstone whose `VersionDigest` is still
+    /// `digest`, the version every home replica was found to hold. Read, check and
+    /// delete are atomic: the delete applies only if the stored bytes are still those
+    /// checked (`ObjectStore.delete(ifValue:)`), so a write that raced in (a new digest)
+    /// keeps the key and nothing newer is lost. Completes with whether it deleted; the
+    /// change hook removes the key from anti-entropy's tree.
+    func reap(bucket: String, key: String, digest: UInt64, on loop: EventLoop) -> EventLoopFuture<Bool> {
+        let stored: [UInt8]
+        do {
+            guard let bytes = try store.get(bucket: bucket, key: key) else { return loop.makeSucceededFuture(false) }
+            stored = bytes
+        } catch {
+            return loop.makeFailedFuture(WriteError.storage(error))
+        }
+        guard let object = try? ObjectCodec.decode(stored), object.isDeleted, VersionDigest.of(object) == digest else {
+            return loop.makeSucceededFuture(false)
+        }
+        let promise = loop.makePromise(of: Bool.self)
+        let partition = partitioner.partition(bucket: bucket, key: key)
+        let hook = changeHook.withLockedValue { $0 }
+        store.delete(bucket: bucket, key: key, ifValue: stored) { result in
+            switch result {
+            case .success(let deleted):
+                if deleted, let hook {
+                    hook(Change(partition: partition, bucket: bucket, key: key, oldDigest: digest, newDigest: nil))
+                }
+                promise.succeed(deleted)
+            case .failure(let error):
+                promise.fail(WriteError.storage(error))
+            }
+        }
+        return promise.futureResult
+    }
+
     private func change(
-        bucket: String, key: String, on loop: EventLoop, _ body: @escaping @Sendable (Object?) -> Object
+        bucket: String, key: String, on loop: EventLoop,
+        computed: (@Sendable (Object) -> Void)? = nil,
+        _ body: @escaping @Sendable (Object?) -> Object
     ) -> EventLoopFuture<Object> {
         let promise = loop.makePromise(of: Object.self)
         let outcome = NIOLockedValueBox<Result<Object, WriteError>?>(nil)
@@ -163,6 +215,7 @@ final class ReplicaStore: Sendable {
                 }
                 outcome.withLockedValue { $0 = .success(next) }
                 previous.withLockedValue { $0 = current }
+                computed?(next)
                 return ObjectCodec.encode(next)
             },
             completion: { result in

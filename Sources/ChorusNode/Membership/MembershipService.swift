@@ -417,13 +417,13 @@ public final class MembershipService: @unchecked Sendable {
             return loop.makeSucceededFuture(target == localID ? .pong : .refused(reason: "not the probed node"))
         case .keyOperation(let operation):
             return loop.makeSucceededFuture(.keyOperationReply(applyKeyOperation(operation)))
-        case .replicaWrite, .replicaRead, .forward, .repairKeys:
+        case .replicaWrite, .replicaRead, .forward, .repairKeys, .reapTombstone:
             guard let handler = otherRequests else {
                 return loop.makeSucceededFuture(.refused(reason: "this node does not serve keys yet"))
             }
             return handler(message, peer, remote, loop)
         case .pushPullReply, .refused, .pong, .keyOperationReply, .replicaWriteReply, .replicaReadReply,
-            .forwardReply, .repairKeysReply:
+            .forwardReply, .repairKeysReply, .reapTombstoneReply:
             counters.dropTCP("unexpected")
             return loop.makeSucceededFuture(.refused(reason: "not a request"))
         }

@@ -32,6 +32,10 @@ import Prometheus
 /// | `chorus_datagrams_total` | counter | `direction` | Gossip datagrams received and sent. |
 /// | `chorus_datagrams_dropped_total` | counter | `reason` | Gossip datagrams dropped, by reason. |
 /// | `chorus_tcp_refused_total` | counter | `reason` | Cluster TCP sessions refused at handshake or cut for a bad frame, by reason. |
+/// | `chorus_antientropy_exchanges_total` | counter | `outcome` | Anti-entropy exchanges this node started, by outcome: trees equal, differences repaired, or failed. |
+/// | `chorus_antientropy_keys_repaired_total` | counter | | Keys anti-entropy repair moved to or from this node. |
+/// | `chorus_antientropy_bytes_total` | counter | `transport` | Anti-entropy bytes: tree summaries over UDP, bulk repair over TCP. |
+/// | `chorus_tombstones_reaped_total` | counter | | Tombstones this node physically removed once every home replica held them. |
 /// | `chorus_store_commits_total` | counter | | Durable commits of the object store. |
 /// | `chorus_store_objects` | gauge | | Objects in the local store. |
 final class AgentMetrics: Sendable {
@@ -66,8 +70,21 @@ final class AgentMetrics: Sendable {
     private let tcpRefused: LabeledMetric<Prometheus.Counter>
     /// The transport totals last seen by ``observeTransportTotals(datagramsIn:datagramsOut:datagramsDropped:tcpRefused:)``.
     private let transportTotals = NIOLockedValueBox<[TransportSeries: UInt64]>([:])
+    private let antiEntropyExchanges: LabeledMetric<Prometheus.Counter>
+    private let antiEntropyKeysRepaired: Prometheus.Counter
+    private let antiEntropyBytes: LabeledMetric<Prometheus.Counter>
+    private let tombstonesReaped: Prometheus.Counter
+    /// The anti-entropy totals last seen by ``observe(_:)-(AntiEntropyView)``.
+    private let antiEntropyTotals = NIOLockedValueBox<[AntiEntropySeries: UInt64]>([:])
     private let storeCommits: Prometheus.Counter
     private let storeObjects: Prometheus.Gauge
+
+    private enum AntiEntropySeries: Hashable {
+        case exchanges(String)
+        case keysRepaired
+        case bytes(String)
+        case tombstonesReaped
+    }
 
     private enum TransportSeries: Hashable {
         case datagrams(String)
@@ -135,6 +152,18 @@ final class AgentMetrics: Sendable {
         tcpRefused = counters(
             "chorus_tcp_refused_total", "Cluster TCP sessions refused at handshake or cut for a bad frame, by reason.",
             [("reason", MetricLabels.dropReasons)])
+        antiEntropyExchanges = counters(
+            "chorus_antientropy_exchanges_total",
+            "Anti-entropy exchanges this node started, by outcome: trees equal, differences repaired, or failed.",
+            [("outcome", MetricLabels.antiEntropyOutcomes)])
+        antiEntropyKeysRepaired = counter(
+            "chorus_antientropy_keys_repaired_total", "Keys anti-entropy repair moved to or from this node.")
+        antiEntropyBytes = counters(
+            "chorus_antientropy_bytes_total", "Anti-entropy bytes: tree summaries over UDP, bulk repair over TCP.",
+            [("transport", MetricLabels.antiEntropyTransports)])
+        tombstonesReaped = counter(
+            "chorus_tombstones_reaped_total",
+            "Tombstones this node physically removed once every home replica held them.")
         storeCommits = counter("chorus_store_commits_total", "Durable commits of the object store.")
         storeObjects = gauge("chorus_store_objects", "Objects in the local store.")
     }
@@ -292,6 +321,37 @@ final class AgentMetrics: Sendable {
         observeTransportTotals(
             datagramsIn: status.datagrams.in, datagramsOut: status.datagrams.out,
             datagramsDropped: status.datagrams.dropped, tcpRefused: status.tcp.dropped)
+    }
+
+    // MARK: Anti-entropy
+
+    /// Advances the anti-entropy counters to the component's running totals (its
+    /// `AntiEntropyView`, read at scrape time, like ``observeTransportTotals(datagramsIn:datagramsOut:datagramsDropped:tcpRefused:)``):
+    /// each counter grows by what its total grew since the last call, so nothing is counted
+    /// twice; totals that went down (the source restarted) count from zero again.
+    func observe(_ entropy: AntiEntropyView) {
+        let totals: [AntiEntropySeries: UInt64] = [
+            .exchanges("equal"): entropy.exchangesEqual, .exchanges("repaired"): entropy.exchangesRepaired,
+            .exchanges("failed"): entropy.exchangesFailed, .keysRepaired: entropy.keysRepaired,
+            .bytes("udp"): entropy.udpBytes, .bytes("tcp"): entropy.tcpBytes,
+            .tombstonesReaped: entropy.tombstonesReaped,
+        ]
+        antiEntropyTotals.withLockedValue { last in
+            for (series, total) in totals {
+                let previous = last[series] ?? 0
+                let delta = total >= previous ? total - previous : total
+                last[series] = total
+                guard delta > 0 else { continue }
+                let counter =
+                    switch series {
+                    case .exchanges(let outcome): antiEntropyExchanges[outcome]
+                    case .keysRepaired: antiEntropyKeysRepaired
+                    case .bytes(let transport): antiEntropyBytes[transport]
+                    case .tombstonesReaped: tombstonesReaped
+                    }
+                counter.increment(by: Int64(clamping: delta))
+            }
+        }
     }
 
     // MARK: Store

@@ -39,6 +39,14 @@ enum MetricLabels {
         "stale", "unexpected",
     ]
 
+    /// `outcome` of `chorus_antientropy_exchanges_total`: `equal` (the trees matched), `repaired`
+    /// (segments differed and their repair finished), `failed` (lost datagrams, a refusal or a
+    /// failed repair).
+    static let antiEntropyOutcomes: [String] = ["equal", "repaired", "failed"]
+
+    /// `transport` of `chorus_antientropy_bytes_total`: summaries over UDP, repair over TCP.
+    static let antiEntropyTransports: [String] = ["udp", "tcp"]
+
     /// At most this many `target` series of `chorus_hints_pending`; the targets with fewer hints
     /// beyond it are summed into `target="other"`.
     static let maxHintTargets = 64
