@@ -148,7 +148,8 @@ struct StatusCommand: ParsableCommand {
                     "Exchanges",
                     "done=\(entropy.exchanges) equal=\(entropy.exchangesEqual) failed=\(entropy.exchangesFailed) "
                         + "answered=\(entropy.answered) keys_repaired=\(entropy.keysRepaired) "
-                        + "udp_bytes=\(entropy.udpBytes) tcp_bytes=\(entropy.tcpBytes)",
+                        + "udp_bytes=\(entropy.udpBytes) tcp_bytes=\(entropy.tcpBytes) "
+                        + "tombstones_reaped=\(entropy.tombstonesReaped)",
                 ],
                 [
                     "Last exchange",

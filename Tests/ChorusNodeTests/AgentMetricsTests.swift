@@ -58,6 +58,10 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
         "chorus_tcp_refused_total": "counter",
         "chorus_store_commits_total": "counter",
         "chorus_store_objects": "gauge",
+        "chorus_antientropy_exchanges_total": "counter",
+        "chorus_antientropy_keys_repaired_total": "counter",
+        "chorus_antientropy_bytes_total": "counter",
+        "chorus_tombstones_reaped_total": "counter",
     ]
 
     @Test func everyFamilyHasHelpAndTypeAndStartsAtZero() {
@@ -237,6 +241,32 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
         #expect(exposition.samples[#"chorus_datagrams_total{direction="out"}"#] == 9)
         #expect(exposition.samples[#"chorus_datagrams_dropped_total{reason="stale"}"#] == 4)
         #expect(exposition.samples[#"chorus_tcp_refused_total{reason="malformed"}"#] == 1)
+    }
+
+    @Test func antiEntropyCountersAdvanceByTheGrowthOfItsTotals() {
+        let metrics = AgentMetrics()
+        func view(equal: UInt64, repaired: UInt64, failed: UInt64, keys: UInt64, reaped: UInt64) -> AntiEntropyView {
+            AntiEntropyView(
+                trees: 1, treesRebuilt: 1, keysIndexed: 10, rebuildSeconds: 0.1, exchanges: equal + repaired,
+                exchangesEqual: equal, exchangesRepaired: repaired, exchangesFailed: failed, answered: 0, malformed: 0,
+                keysRepaired: keys, udpBytes: 100 * equal, tcpBytes: 1000 * repaired, tombstonesReaped: reaped,
+                partitionsExchanged: 1, partitionsReplicated: 1, oldestExchangeAgeSeconds: nil,
+                newestExchangeAgeSeconds: nil)
+        }
+        metrics.observe(view(equal: 3, repaired: 1, failed: 2, keys: 5, reaped: 4))
+        metrics.observe(view(equal: 3, repaired: 1, failed: 2, keys: 5, reaped: 4))  // same totals: nothing added
+        metrics.observe(view(equal: 4, repaired: 2, failed: 2, keys: 7, reaped: 6))
+        let exposition = scrape(metrics)
+        #expect(exposition.samples[#"chorus_antientropy_exchanges_total{outcome="equal"}"#] == 4)
+        #expect(exposition.samples[#"chorus_antientropy_exchanges_total{outcome="repaired"}"#] == 2)
+        #expect(exposition.samples[#"chorus_antientropy_exchanges_total{outcome="failed"}"#] == 2)
+        #expect(exposition.samples["chorus_antientropy_keys_repaired_total"] == 7)
+        #expect(exposition.samples[#"chorus_antientropy_bytes_total{transport="udp"}"#] == 400)
+        #expect(exposition.samples[#"chorus_antientropy_bytes_total{transport="tcp"}"#] == 2000)
+        #expect(exposition.samples["chorus_tombstones_reaped_total"] == 6)
+        // The agent restarted its counting: growth from zero again.
+        metrics.observe(view(equal: 1, repaired: 0, failed: 0, keys: 0, reaped: 1))
+        #expect(scrape(metrics).samples["chorus_tombstones_reaped_total"] == 7)
     }
 
     @Test func labelValuesOutsideTheClosedSetsBecomeOther() {

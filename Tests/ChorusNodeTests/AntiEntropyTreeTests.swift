@@ -30,8 +30,7 @@ import Testing
         let trees = NIOLockedValueBox<[Int: TictacTree]>([:])
         replicas.onChange { change in
             trees.withLockedValue {
-                $0[change.partition, default: TictacTree()].update(
-                    bucket: change.bucket, key: change.key, oldDigest: change.oldDigest, newDigest: change.newDigest)
+                change.apply(to: &$0[change.partition, default: TictacTree()])
             }
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -77,5 +76,51 @@ import Testing
         for (partition, tree) in rebuilt.trees {
             #expect(maintained[partition] == tree, "partition \(partition): hook-maintained tree differs from rebuild")
         }
+    }
+
+    /// `ReplicaStore.reap`: the conditional delete of tombstone reaping. Only this
+    /// replica's own copy, only a tombstone, only at the digest the primary checked;
+    /// the key leaves the tree.
+    @Test func reapDeletesOnlyTheCheckedTombstone() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-reap-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try SQLiteObjectStore(path: folder.appendingPathComponent("store.db").path, sync: .batch)
+        defer { store.close() }
+        let replicas = ReplicaStore(
+            store: store, buckets: BucketTable(), partitioner: Partitioner(partitionCount: Self.partitions))
+        let trees = NIOLockedValueBox<[Int: TictacTree]>([:])
+        replicas.onChange { change in
+            trees.withLockedValue { change.apply(to: &$0[change.partition, default: TictacTree()]) }
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { group.shutdownGracefully { _ in } }
+        let loop = group.next()
+        let a = NodeID(high: 0, low: 1)
+        let written = try await replicas.coordinate(
+            bucket: "default", key: "k", value: [1], context: VersionVector(), replica: a,
+            mintStamp: { _ in Self.stamp(1, a) }, on: loop
+        ).get()
+        // A live value is never reaped, whatever digest is asked for.
+        #expect(
+            try await !replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(written), on: loop).get())
+        let tombstone = try await replicas.coordinate(
+            bucket: "default", key: "k", value: nil, context: written.join, replica: a,
+            mintStamp: { _ in Self.stamp(2, a) }, on: loop
+        ).get()
+        #expect(tombstone.isDeleted)
+        // Another version than the one checked (a write raced in): kept.
+        #expect(
+            try await !replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(written), on: loop).get())
+        #expect(try store.get(bucket: "default", key: "k") != nil)
+        #expect(
+            try await replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(tombstone), on: loop).get())
+        #expect(try store.get(bucket: "default", key: "k") == nil)
+        #expect(
+            try await !replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(tombstone), on: loop).get())
+        // The hook-maintained tree no longer holds the key: equal to an empty rebuild.
+        let partition = Partitioner(partitionCount: Self.partitions).partition(bucket: "default", key: "k")
+        #expect(trees.withLockedValue { $0[partition] } == TictacTree())
+        #expect(try AntiEntropy.buildTrees(from: store, partitions: Self.partitions, shape: .standard).keys == 0)
     }
 }

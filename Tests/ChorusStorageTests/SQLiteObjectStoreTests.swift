@@ -443,6 +443,27 @@ struct SQLiteObjectStoreTests {
         #expect(try await store.delete(bucket: "b", key: "k") == false)
     }
 
+    @Test func conditionalDeleteRemovesOnlyTheExpectedValue() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        defer { store.close() }
+        try await store.put(bucket: "b", key: "k", partition: 2, value: [1, 2])
+
+        // A newer value raced in: the delete checked against the old one keeps the key.
+        #expect(try await store.delete(bucket: "b", key: "k", ifValue: [1]) == false)
+        #expect(try store.get(bucket: "b", key: "k") == [1, 2])
+        #expect(try await store.delete(bucket: "b", key: "absent", ifValue: [1, 2]) == false)
+
+        #expect(try await store.delete(bucket: "b", key: "k", ifValue: [1, 2]) == true)
+        #expect(try store.get(bucket: "b", key: "k") == nil)
+        #expect(try store.scan(partition: 2).isEmpty)
+        #expect(try await store.delete(bucket: "b", key: "k", ifValue: [1, 2]) == false)
+        // The unconditional delete still works after the conditional one was prepared.
+        try await store.put(bucket: "b", key: "k", partition: 2, value: [3])
+        #expect(try await store.delete(bucket: "b", key: "k") == true)
+    }
+
     @Test func closeFlushesQueuedWritesIsIdempotentAndLaterCallsFail() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }

@@ -619,13 +619,14 @@ final class AntiEntropy: @unchecked Sendable {
         let homes = view.placement.homeReplicas(
             of: candidate.partition, n: settings.buckets.properties(of: candidate.bucket).n)
         guard homes.first == localID else { return loop.makeSucceededFuture(.kept) }
-        var peers: [Member] = []
+        var alive: [Member] = []
         for id in homes.dropFirst() where id != localID {
             guard let member = view.members[id], member.status == .alive else {
                 return loop.makeSucceededFuture(.replicaDown)
             }
-            peers.append(member)
+            alive.append(member)
         }
+        let peers = alive
         let (bucket, key) = (candidate.bucket, candidate.key)
         let reads = peers.map { peer in
             membership.sessions.request(.replicaRead(bucket: bucket, key: key), to: peer.address, timeout: .seconds(10))
@@ -805,7 +806,8 @@ final class AntiEntropy: @unchecked Sendable {
             return AntiEntropyView(
                 trees: trees.withLockedValue { $0.count }, treesRebuilt: info.trees, keysIndexed: info.keys,
                 rebuildSeconds: info.seconds, exchanges: stats.exchanges, exchangesEqual: stats.equal,
-                exchangesRepaired: stats.repaired, exchangesFailed: stats.failed, answered: stats.answered, malformed: stats.malformed,
+                exchangesRepaired: stats.repaired, exchangesFailed: stats.failed, answered: stats.answered,
+                malformed: stats.malformed,
                 keysRepaired: stats.keysRepaired, udpBytes: stats.udpBytes, tcpBytes: stats.tcpBytes,
                 tombstonesReaped: stats.tombstonesReaped,
                 partitionsExchanged: lastExchange.count,
