@@ -124,3 +124,22 @@ import Testing
         }
     }
 }
+
+@Suite struct TombstoneGraceConfigTests {
+    @Test func aGraceShorterThanTheHintWindowIsRefused() {
+        #expect {
+            try ConfigLoader.load(
+                file: nil, environment: [:],
+                flags: ["bind": ["127.0.0.1:1"], "store.tombstone_grace": ["1h"], "store.max_hint_window": ["3h"]],
+                hostName: "h")
+        } throws: { error in
+            "\(error)".contains("max_hint_window")
+        }
+        #expect(
+            (try? ConfigLoader.load(
+                file: nil, environment: [:],
+                flags: [
+                    "bind": ["127.0.0.1:1"], "store.tombstone_grace": ["1h"], "hinted_handoff": ["false"],
+                ], hostName: "h")) != nil)
+    }
+}

@@ -16,7 +16,7 @@ struct TombstoneProcessTests {
     /// a 200 ms anti-entropy (and reaper) interval.
     static let flags = [
         "--partitions", "64", "--anti-entropy-interval", "200ms", "--anti-entropy-concurrency", "2",
-        "--tombstone-grace", "1s",
+        "--tombstone-grace", "1s", "--max-hint-window", "1s",
     ]
 
     /// What `agent` itself stores for `key`: "value", "tombstone", "absent" or the status.

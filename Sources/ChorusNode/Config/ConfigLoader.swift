@@ -371,8 +371,16 @@ public enum ConfigLoader {
             antiEntropyInterval: try duration("store.anti_entropy_interval", default: .seconds(10)),
             antiEntropyConcurrency: try integer("store.anti_entropy_concurrency", default: 1, range: 0...64),
             repairRate: try integer("store.repair_rate", default: 1000, range: 1...1_000_000),
-            tombstoneGrace: try duration("store.tombstone_grace", default: .seconds(3600)),
+            tombstoneGrace: try duration("store.tombstone_grace", default: .seconds(3 * 3600)),
             buckets: BucketTable(buckets: buckets))
+        // A hint written before a delete and handed off after its tombstone was
+        // reaped would bring the deleted value back: hints must expire first.
+        if store.hintedHandoff, store.tombstoneGrace < store.maxHintWindow {
+            let source = text("store.tombstone_grace")?.1.description ?? "store.tombstone_grace"
+            throw ConfigError(
+                "\(source): store.tombstone_grace (\(DurationParsing.format(store.tombstoneGrace))) must be at least store.max_hint_window (\(DurationParsing.format(store.maxHintWindow))), or a hint older than the tombstone could resurrect a deleted value"
+            )
+        }
 
         let name = try string("name", default: hostName)
         guard name.utf8.count <= 255 else { throw ConfigError("name must be at most 255 bytes") }
