@@ -68,6 +68,7 @@ public enum Agent {
             store: stateStore.store, membership: service, settings: config.store, loop: group.next(),
             metrics: metrics, logger: logger)
 
+        let gate = ClientGate()
         let http: Channel
         do {
             try service.start().wait()
@@ -89,15 +90,28 @@ public enum Agent {
         }
         logger.info("HTTP API listening", metadata: ["address": "\(config.httpAddr)"])
 
-        // SIGTERM / SIGINT: graceful stop (announce `stopped`, then exit 0).
+        // SIGTERM / SIGINT: graceful stop. New client requests get 503 (clients
+        // retry elsewhere) while those in flight finish (at most 5 s); then the
+        // node announces `stopped` to every member, and exits 0 once the store is
+        // flushed (the deferred close).
         let signals = stopSignals
         let signalLogger = logger
+        let drainLoop = group.next()
         let signalThread = Thread {
             var set = signals
             var received: Int32 = 0
             while sigwait(&set, &received) != 0 {}
-            signalLogger.notice("received signal, stopping", metadata: ["signal": "\(received)"])
-            service.depart(.stopped).whenComplete { _ in exit(0) }
+            signalLogger.notice("received signal, draining client requests", metadata: ["signal": "\(received)"])
+            let started = NIODeadline.now()
+            gate.drain(on: drainLoop, timeout: .seconds(5)).flatMap { unfinished in
+                signalLogger.notice(
+                    "drained",
+                    metadata: [
+                        "seconds": "\(Double((NIODeadline.now() - started).nanoseconds) / 1e9)",
+                        "unfinished": "\(unfinished)",
+                    ])
+                return service.depart(.stopped)
+            }.whenComplete { _ in exit(0) }
         }
         signalThread.start()
 
