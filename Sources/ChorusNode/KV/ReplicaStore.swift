@@ -57,11 +57,26 @@ final class ReplicaStore: Sendable {
 
     /// Called after every durable write made through `change` (on the store's
     /// writer thread): the one write path reports to anti-entropy without knowing it.
-    private let changeHook = NIOLockedValueBox<(@Sendable (Change) -> Void)?>(nil)
+    private let changeHook = ChangeHook()
 
     /// Sets the closure told about every durable object change.
     func onChange(_ hook: @escaping @Sendable (Change) -> Void) {
-        changeHook.withLockedValue { $0 = hook }
+        changeHook.set(hook)
+    }
+
+    /// Holds the hook with its concrete type: kept in a generic box, the closure
+    /// was re-abstracted on every read, and the thunks cost more than the write.
+    private final class ChangeHook: @unchecked Sendable {
+        private let lock = NIOLock()
+        private var hook: (@Sendable (Change) -> Void)?
+
+        func set(_ hook: @escaping @Sendable (Change) -> Void) {
+            lock.withLock { self.hook = hook }
+        }
+
+        func get() -> (@Sendable (Change) -> Void)? {
+            lock.withLock { hook }
+        }
     }
 
     init(store: any ObjectStore & HintStore, buckets: BucketTable, partitioner: Partitioner) {
@@ -173,7 +188,7 @@ final class ReplicaStore: Sendable {
         }
         let promise = loop.makePromise(of: Bool.self)
         let partition = partitioner.partition(bucket: bucket, key: key)
-        let hook = changeHook.withLockedValue { $0 }
+        let hook = changeHook.get()
         store.delete(bucket: bucket, key: key, ifValue: stored) { result in
             switch result {
             case .success(let deleted):
@@ -197,7 +212,7 @@ final class ReplicaStore: Sendable {
         let outcome = NIOLockedValueBox<Result<Object, WriteError>?>(nil)
         let previous = NIOLockedValueBox<Object?>(nil)
         let partition = partitioner.partition(bucket: bucket, key: key)
-        let hook = changeHook.withLockedValue { $0 }
+        let hook = changeHook.get()
         store.update(
             bucket: bucket, key: key, partition: partition,
             { stored in
