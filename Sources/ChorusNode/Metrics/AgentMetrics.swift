@@ -297,19 +297,11 @@ final class AgentMetrics: Sendable {
         for (reason, count) in tcpRefused {
             totals[.refused(MetricLabels.bounded(reason, to: MetricLabels.dropReasons)), default: 0] += count
         }
-        transportTotals.withLockedValue { last in
-            for (series, total) in totals {
-                let previous = last[series] ?? 0
-                let delta = total >= previous ? total - previous : total
-                last[series] = total
-                guard delta > 0 else { continue }
-                let counter =
-                    switch series {
-                    case .datagrams(let direction): datagrams[direction]
-                    case .dropped(let reason): self.datagramsDropped[reason]
-                    case .refused(let reason): self.tcpRefused[reason]
-                    }
-                counter.increment(by: Int64(clamping: delta))
+        Self.advance(transportTotals, to: totals) { series in
+            switch series {
+            case .datagrams(let direction): datagrams[direction]
+            case .dropped(let reason): self.datagramsDropped[reason]
+            case .refused(let reason): self.tcpRefused[reason]
             }
         }
     }
@@ -336,20 +328,29 @@ final class AgentMetrics: Sendable {
             .bytes("udp"): entropy.udpBytes, .bytes("tcp"): entropy.tcpBytes,
             .tombstonesReaped: entropy.tombstonesReaped,
         ]
-        antiEntropyTotals.withLockedValue { last in
+        Self.advance(antiEntropyTotals, to: totals) { series in
+            switch series {
+            case .exchanges(let outcome): antiEntropyExchanges[outcome]
+            case .keysRepaired: antiEntropyKeysRepaired
+            case .bytes(let transport): antiEntropyBytes[transport]
+            case .tombstonesReaped: tombstonesReaped
+            }
+        }
+    }
+
+    /// Grows each series' counter by what its running total grew since the last
+    /// call, so nothing is counted twice; a total that went down (its source
+    /// restarted) counts from zero again.
+    private static func advance<Series: Hashable>(
+        _ last: NIOLockedValueBox<[Series: UInt64]>, to totals: [Series: UInt64],
+        counter: (Series) -> Prometheus.Counter
+    ) {
+        last.withLockedValue { last in
             for (series, total) in totals {
                 let previous = last[series] ?? 0
                 let delta = total >= previous ? total - previous : total
                 last[series] = total
-                guard delta > 0 else { continue }
-                let counter =
-                    switch series {
-                    case .exchanges(let outcome): antiEntropyExchanges[outcome]
-                    case .keysRepaired: antiEntropyKeysRepaired
-                    case .bytes(let transport): antiEntropyBytes[transport]
-                    case .tombstonesReaped: tombstonesReaped
-                    }
-                counter.increment(by: Int64(clamping: delta))
+                if delta > 0 { counter(series).increment(by: Int64(clamping: delta)) }
             }
         }
     }
