@@ -7,7 +7,9 @@ import NIOPosix
 /// `chorus agent`: the membership service plus its HTTP API, signal handling and
 /// a blocking run loop. Returns the process exit status.
 public enum Agent {
-    public static func run(config: AgentConfig) -> Int32 {
+    /// - Parameter reload: reads the configuration again (for SIGHUP); nil when
+    ///   there is nothing to reload from.
+    public static func run(config: AgentConfig, reload: (@Sendable () throws -> AgentConfig)? = nil) -> Int32 {
         // SIGTERM and SIGINT are blocked in every thread (threads inherit the mask,
         // so before any starts) and taken by one thread with sigwait: a signal
         // that arrives at any moment, even during start-up, is delivered then,
@@ -16,12 +18,13 @@ public enum Agent {
         sigemptyset(&stopSignals)
         sigaddset(&stopSignals, SIGTERM)
         sigaddset(&stopSignals, SIGINT)
+        sigaddset(&stopSignals, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
+        let logLevel = ReloadableLogHandler.Level(Logger.Level(rawValue: config.logLevel) ?? .info)
         var logger = Logger(label: "chorus") { label in
-            StreamLogHandler.standardError(label: label)
+            ReloadableLogHandler(label: label, level: logLevel)
         }
-        logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         logger[metadataKey: "node"] = "\(config.name)"
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -100,7 +103,23 @@ public enum Agent {
         let signalThread = Thread {
             var set = signals
             var received: Int32 = 0
-            while sigwait(&set, &received) != 0 {}
+            while true {
+                guard sigwait(&set, &received) == 0 else { continue }
+                guard received == SIGHUP else { break }
+                // SIGHUP: reload what can change while running: the log level and
+                // the keyring file (other settings need a restart).
+                do {
+                    if let reload {
+                        let fresh = try reload()
+                        logLevel.value = Logger.Level(rawValue: fresh.logLevel) ?? logLevel.value
+                    }
+                    let keys = try service.reloadKeyring()
+                    signalLogger.notice(
+                        "reloaded", metadata: ["log_level": "\(logLevel.value)", "keys": "\(keys)"])
+                } catch {
+                    signalLogger.error("reload failed; keeping the running settings", metadata: ["error": "\(error)"])
+                }
+            }
             signalLogger.notice("received signal, draining client requests", metadata: ["signal": "\(received)"])
             let started = NIODeadline.now()
             gate.drain(on: drainLoop, timeout: .seconds(5)).flatMap { unfinished in
@@ -181,6 +200,8 @@ public enum Agent {
                 return loop.makeSucceededFuture(.error(.notFound, "no member named '\(node)'"))
             }
             return antiEntropy.startRound(partition: partition, node: node).map { .json($0, status: .accepted) }
+        case (.GET, "/v1/antientropy/roots"):
+            return loop.makeSucceededFuture(.json(antiEntropy.rootsView()))
         case (.GET, "/v1/repair"):
             return antiEntropy.roundView().map { round in
                 guard let round else { return .error(.notFound, "no repair round has run") }
@@ -208,7 +229,7 @@ public enum Agent {
                 .json(results, status: results.allSatisfy(\.ok) ? .ok : .multiStatus)
             }
         case (_, "/v1/members"), (_, "/v1/status"), (_, "/v1/leave"), (_, "/v1/keys"), (_, "/v1/ring"),
-            (_, "/v1/hints"), (_, "/v1/repair"):
+            (_, "/v1/hints"), (_, "/v1/repair"), (_, "/v1/antientropy/roots"):
             return loop.makeSucceededFuture(
                 .error(.methodNotAllowed, "\(request.method) not allowed on \(request.path)"))
         default:

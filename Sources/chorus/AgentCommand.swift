@@ -44,7 +44,11 @@ struct AgentCommand: ParsableCommand {
             )
             return
         }
-        let status = Agent.run(config: loaded)
+        let file = config ?? environment["CHORUS_CONFIG"]
+        let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "chorus"
+        let status = Agent.run(
+            config: loaded,
+            reload: { try ConfigLoader.load(file: file, environment: environment, flags: flags, hostName: hostName) })
         if status != 0 { throw ExitCode(status) }
     }
 

@@ -125,8 +125,12 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var api: APIOptions
     @Option(help: "Output format: table or json.") var format: OutputFormat = .table
+    @Flag(help: "Wait until the agent is serving (answers, alive, sees a member alive), then print its status.")
+    var waitHealthy = false
+    @Option(help: "With --wait-healthy: give up after this long (e.g. 60s); exit 1.") var timeout: String = "60s"
 
     func run() throws {
+        if waitHealthy { try waitUntilHealthy() }
         let status = try api.call(.GET, "/v1/status", as: StatusView.self)
         if format == .json {
             printJSON(status)
@@ -180,6 +184,30 @@ struct StatusCommand: ParsableCommand {
                 ["TCP refused", tcpDropped.isEmpty ? "none" : tcpDropped.joined(separator: " ")],
                 ["Keyring", "version \(status.keyringVersion)"],
             ] + entropyRows)
+    }
+}
+
+extension StatusCommand {
+    /// Polls `GET /v1/status` until this node answers, is `alive`, and has joined
+    /// (at least one alive member: itself counts in a cluster of one).
+    func waitUntilHealthy() throws {
+        guard let limit = DurationParsing.parse(timeout) else {
+            throw ValidationError("--timeout must be a duration like 60s")
+        }
+        let deadline = ContinuousClock.now + limit
+        var last = "no answer yet"
+        while ContinuousClock.now < deadline {
+            if let response = try? api.client().request(.GET, "/v1/status"), response.status == 200,
+                let status = try? JSONDecoder().decode(StatusView.self, from: Data(response.body))
+            {
+                if status.status == "alive", (status.members["alive"] ?? 0) >= 1 { return }
+                last = "status \(status.status)"
+            } else {
+                last = "not answering"
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        fail("not healthy after \(timeout): \(last)")
     }
 }
 

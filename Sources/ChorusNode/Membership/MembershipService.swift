@@ -586,6 +586,19 @@ public final class MembershipService: @unchecked Sendable {
 
     // MARK: - Keyring
 
+    /// Reads the keyring file again (SIGHUP, after an operator copied a current
+    /// one in); returns how many keys it holds. A bad file changes nothing.
+    public func reloadKeyring() throws -> Int {
+        let keyring: Keyring
+        do {
+            keyring = try Keyring.load(from: keyringPath)
+        } catch {
+            throw ConfigError("\(error)")
+        }
+        sealer.keyring = keyring
+        return keyring.keys.count
+    }
+
     private func snapshot(of keyring: Keyring) -> KeyringSnapshot {
         KeyringSnapshot(
             version: keyring.version, primary: keyring.primary.base64,
