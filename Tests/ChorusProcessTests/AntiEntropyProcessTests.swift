@@ -33,6 +33,15 @@ struct AntiEntropyProcessTests {
         }
     }
 
+    /// `GET /v1/antientropy/roots`: partition number (as a string) → root hash (hex).
+    static func roots(of agent: Agent) async throws -> [String: String] {
+        let response = try await KVHTTP.request("GET", agent.httpAddress, "/v1/antientropy/roots")
+        guard response.status == 200 else {
+            throw HarnessError("GET /v1/antientropy/roots on \(agent.name): \(response)")
+        }
+        return try response.decode([String: String].self)
+    }
+
     @Test func aReplicaThatMissedWritesConvergesWithoutAnyClientRead() async throws {
         try await AgentCluster.run(subnet: 34, label: "anti-entropy-converge") { cluster in
             let config = cluster.root.appendingPathComponent("chorus.toml")
@@ -104,6 +113,23 @@ struct AntiEntropyProcessTests {
                         local.status == 404,
                         "\(key) deleted while \(stale.name) was down is back on \(agent.name): \(local)")
                 }
+            }
+
+            // Equal roots for every partition: with n=3 on three nodes each holds a tree
+            // for every partition (every one has keys), and all three trees agree. The
+            // last tombstones may still be on their way, so bounded polling.
+            var roots: [String: [String: String]] = [:]
+            try await cluster.waitUntil(
+                "all three nodes report equal roots for every partition", deadline: .seconds(60)
+            ) {
+                for agent in agents { roots[agent.name] = try await Self.roots(of: agent) }
+                let reference = roots[agents[0].name] ?? [:]
+                return reference.count == 64 && agents.allSatisfy { roots[$0.name] == reference }
+            }
+            for agent in agents {
+                #expect(
+                    roots[agent.name]?.count == 64,
+                    "\(agent.name) reports roots for \(roots[agent.name]?.count ?? 0) partitions")
             }
 
             // A full round on demand: every partition compared, nothing left to repair.

@@ -816,6 +816,23 @@ final class AntiEntropy: @unchecked Sendable {
         }
     }
 
+    /// `GET /v1/antientropy/roots`: the root hash of every partition this node holds a
+    /// tree for, as 16 hex digits, keyed by partition number. Equal roots on every home
+    /// replica of a partition mean its replicas hold the same keys at the same versions.
+    func rootsView() -> [String: String] {
+        trees.withLockedValue { trees in
+            Dictionary(
+                uniqueKeysWithValues: trees.map { partition, tree in
+                    (String(partition), Self.hex(tree.root))
+                })
+        }
+    }
+
+    static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
+    }
+
     /// Loop-confined progress of one `runThrottled`.
     private final class Throttle<T>: @unchecked Sendable {
         var results: [T?]
