@@ -95,6 +95,7 @@ struct RollingRestartProcessTests {
         let run = try Self.rollingRestart(
             ["--nodes", "5", "--duration-per-node", "5", "--rate", "50", "--cluster-dir", cluster.path], dir: dir)
         Self.check(run)
+        Self.stopCluster(cluster)  // the tool stops the cluster it started; this is for a failed run
         if run.status == 0 { try? FileManager.default.removeItem(at: dir) }
     }
 
@@ -106,6 +107,7 @@ struct RollingRestartProcessTests {
             ["--nodes", "5", "--duration-per-node", "5", "--rate", "50", "--kill", "--cluster-dir", cluster.path],
             dir: dir)
         Self.check(run)
+        Self.stopCluster(cluster)  // the tool stops the cluster it started; this is for a failed run
         if run.status == 0 { try? FileManager.default.removeItem(at: dir) }
     }
 
@@ -137,6 +139,7 @@ struct RollingRestartProcessTests {
         let restarted = (try? String(contentsOf: restartLog, encoding: .utf8)) ?? ""
         #expect(restarted.contains("node3 127.0.0.3 127.0.0.3:7480"), "template not formatted:\n\(restarted)")
         #expect(restarted.split(separator: "\n").count == 5)
+        Self.stopCluster(cluster)  // before removing its folder (the deferred stop needs the pid files)
         if run.status == 0 { try? FileManager.default.removeItem(at: dir) }
     }
 }
