@@ -34,7 +34,8 @@ final class AntiEntropy: @unchecked Sendable {
     // Loop-confined state.
     private var initiators: [UInt64: ExchangeRun] = [:]
     private var stats = Stats()
-    private var lastExchange: [Int: UInt64] = [:]
+    /// Per partition: when it was last exchanged, with whom, and keys that moved.
+    private var lastExchange: [Int: AntiEntropyView.PartitionExchange] = [:]
     private var cursor = 0
     private var backgroundRunning = 0
     private var task: RepeatedTask?
@@ -250,7 +251,8 @@ final class AntiEntropy: @unchecked Sendable {
             outcome.udpBytes = started.run.udpBytes
             outcome.differingSegments = segments.count
             stats.exchanges += 1
-            lastExchange[partition] = WallClock.nanoseconds()
+            lastExchange[partition] = AntiEntropyView.PartitionExchange(
+                at: WallClock.nanoseconds(), peer: peer.name, segments: segments.count, keysRepaired: 0)
             guard !segments.isEmpty else {
                 stats.equal += 1
                 return loop.makeSucceededFuture(outcome)
@@ -260,6 +262,7 @@ final class AntiEntropy: @unchecked Sendable {
                 var outcome = base
                 outcome.keysRepaired = moved.keys
                 outcome.tcpBytes = moved.bytes
+                lastExchange[partition]?.keysRepaired = moved.keys
                 stats.keysRepaired += UInt64(moved.keys)
                 stats.repaired += 1
                 return outcome
@@ -802,7 +805,7 @@ final class AntiEntropy: @unchecked Sendable {
         loop.submit { [self] in
             let info = rebuildInfo.withLockedValue { $0 }
             let now = WallClock.nanoseconds()
-            let ages = lastExchange.values.map { Double(now &- $0) / 1e9 }
+            let ages = lastExchange.values.map { Double(now &- $0.at) / 1e9 }
             return AntiEntropyView(
                 trees: trees.withLockedValue { $0.count }, treesRebuilt: info.trees, keysIndexed: info.keys,
                 rebuildSeconds: info.seconds, exchanges: stats.exchanges, exchangesEqual: stats.equal,
@@ -812,7 +815,8 @@ final class AntiEntropy: @unchecked Sendable {
                 tombstonesReaped: stats.tombstonesReaped,
                 partitionsExchanged: lastExchange.count,
                 partitionsReplicated: membership.view.placement.partitions(homedOn: localID, n: replication).count,
-                oldestExchangeAgeSeconds: ages.max(), newestExchangeAgeSeconds: ages.min())
+                oldestExchangeAgeSeconds: ages.max(), newestExchangeAgeSeconds: ages.min(),
+                lastExchanges: Dictionary(uniqueKeysWithValues: lastExchange.map { (String($0.key), $0.value) }))
         }
     }
 

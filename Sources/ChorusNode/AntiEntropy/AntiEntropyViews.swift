@@ -26,6 +26,23 @@ public struct AntiEntropyView: Codable, Sendable, Equatable {
     /// Age of the stalest and of the latest last exchange over those partitions.
     public var oldestExchangeAgeSeconds: Double?
     public var newestExchangeAgeSeconds: Double?
+    /// The last exchange of each partition, keyed by partition number (JSON only:
+    /// `chorus status --format json`).
+    public var lastExchanges: [String: PartitionExchange]?
+
+    public struct PartitionExchange: Codable, Sendable, Equatable {
+        /// Wall clock of the exchange, nanoseconds since the Unix epoch.
+        public var at: UInt64
+        public var peer: String
+        /// Segments that differed (0: equal trees).
+        public var segments: Int
+        public var keysRepaired: Int
+
+        enum CodingKeys: String, CodingKey {
+            case at, peer, segments
+            case keysRepaired = "keys_repaired"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case trees, exchanges, answered, malformed
@@ -43,6 +60,7 @@ public struct AntiEntropyView: Codable, Sendable, Equatable {
         case partitionsReplicated = "partitions_replicated"
         case oldestExchangeAgeSeconds = "oldest_exchange_age_seconds"
         case newestExchangeAgeSeconds = "newest_exchange_age_seconds"
+        case lastExchanges = "last_exchanges"
     }
 }
 
