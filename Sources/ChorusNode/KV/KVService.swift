@@ -47,6 +47,12 @@ final class KVService: Sendable {
     /// Runs on `loop` (the caller's: the HTTP or session channel's), so a request
     /// does not hop threads on its way through.
     func handle(_ request: KVRequest, on loop: EventLoop) -> EventLoopFuture<KVResponse> {
+        // A node that has not joined yet sees only itself: placing keys by that view
+        // would name the wrong replicas. Clients and forwarders retry elsewhere.
+        guard membership.hasJoined else {
+            return loop.makeSucceededFuture(
+                Self.errorResponse(503, "this node is still joining the cluster; retry on another node"))
+        }
         let validated: ValidatedRequest
         do {
             validated = try validate(request)
@@ -494,6 +500,11 @@ final class KVService: Sendable {
                 .map { object in ClusterMessage.replicaReadReply(object: object.map(ObjectCodec.encode), error: nil) }
                 .recover { error in .replicaReadReply(object: nil, error: "\(error)") }
         case .forward(let request):
+            // Refused (not answered) while joining, so the forwarding node tries the
+            // next home replica instead of returning this node's 503.
+            guard membership.hasJoined else {
+                return loop.makeSucceededFuture(.refused(reason: "still joining the cluster"))
+            }
             return handle(request, on: loop).map { .forwardReply($0) }
         default:
             return loop.makeSucceededFuture(.refused(reason: "not a store request"))

@@ -37,7 +37,15 @@ public final class MembershipService: @unchecked Sendable {
     private var tickDeadline: NIODeadline?
     private var addressCache: [Endpoint: SocketAddress] = [:]
     private var departure: MemberStatus?
-    private var joined = false
+    private var joined = false {
+        didSet { joinedBox.withLockedValue { $0 = joined } }
+    }
+    private let joinedBox = NIOLockedValueBox(false)
+
+    /// Whether this node has joined the cluster (a seed or known peer answered, or
+    /// it has none): until then its view holds only itself, so it must not
+    /// coordinate requests by it.
+    public var hasJoined: Bool { joinedBox.withLockedValue { $0 } }
     private let viewBox: NIOLockedValueBox<ClusterView>
     /// Members' addresses saved in the data dir, to rejoin through after a restart.
     private var knownPeers: [Endpoint]
@@ -409,6 +417,9 @@ public final class MembershipService: @unchecked Sendable {
             }
             adoptKeyringIfNewer(keyring, from: remote.map { "\($0)" } ?? "?")
             noteBucketAgreement(parameters, peer: state.first(where: { $0.id == peer })?.name ?? "\(peer)")
+            // A member synced its full state with us: our view now holds the cluster
+            // (after a full cold restart the others join through us first).
+            joined = true
             let reply = ClusterMessage.pushPullReply(
                 state: swim.fullState(), keyring: snapshot(of: sealer.keyring), parameters: localParameters())
             execute(swim.mergeFullState(state, now: Self.monotonicNow()))
