@@ -11,11 +11,12 @@ struct AgentCommand: ParsableCommand {
             (later wins). Every setting of the file has a flag and a variable:
 
             """
-                + ConfigLoader.settings.map { setting in
+                + ConfigLoader.settings.filter { $0.kind != .buckets }.map { setting in
                     let flag = "--\(setting.flag) VALUE".padding(toLength: 38, withPad: " ", startingAt: 0)
                     return "  \(flag) \(setting.environmentVariable)\n      \(setting.key): \(setting.help)"
                 }.joined(separator: "\n")
-                + "\n\n--join and --tag (k=v) may repeat; their variables take comma-separated lists.")
+                + "\n\n--join and --tag (k=v) may repeat; their variables take comma-separated lists."
+            + " Buckets ([buckets.NAME] tables) are set in the file only.")
 
     @Option(name: .long, help: "Path of a chorus.toml config file.")
     var config: String?
@@ -54,7 +55,8 @@ struct AgentCommand: ParsableCommand {
 
     /// `--probe-interval 1s`, `--probe-interval=1s`, repeated `--join`/`--tag`.
     static func parseSettingFlags(_ arguments: [String]) throws -> [String: [String]] {
-        let byFlag = Dictionary(uniqueKeysWithValues: ConfigLoader.settings.map { ($0.flag, $0) })
+        let byFlag = Dictionary(
+            uniqueKeysWithValues: ConfigLoader.settings.filter { $0.kind != .buckets }.map { ($0.flag, $0) })
         var values: [String: [String]] = [:]
         var index = 0
         while index < arguments.count {

@@ -143,3 +143,15 @@ import Testing
                 ], hostName: "h")) != nil)
     }
 }
+
+@Suite struct ReadmeConfigReferenceTests {
+    @Test func readmeDocumentsEverySetting() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let readme = try String(contentsOfFile: root.appendingPathComponent("README.md").path, encoding: .utf8)
+        for setting in ConfigLoader.settings where setting.kind != .buckets {
+            #expect(readme.contains("`\(setting.key)`"), "README's configuration reference lacks \(setting.key)")
+            #expect(readme.contains(setting.environmentVariable), "README lacks \(setting.environmentVariable)")
+        }
+    }
+}

@@ -119,7 +119,7 @@ public enum ConfigLoader {
     ) throws(ConfigError) -> AgentConfig {
         var entries: [String: Entry] = [:]
         if let file { try readFile(file, into: &entries) }
-        for setting in settings {
+        for setting in settings where setting.kind != .buckets {
             if let text = environment[setting.environmentVariable] {
                 entries[setting.key] = Entry(
                     value: fromText(text, kind: setting.kind, separator: ","),
