@@ -35,26 +35,29 @@ struct KeysCommand: ParsableCommand {
 
     struct Install: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Install a key on every member.")
-        @OptionGroup var api: APIOptions
-        @Option(help: "Output format: table or json.") var format: OutputFormat = .table
-        @Argument(help: "Base64 key from `chorus keygen`.") var key: String
-        func run() throws { try operate("install", key: key, api: api, format: format) }
+        @OptionGroup var change: KeyChange
+        func run() throws { try change.apply("install") }
     }
 
     struct Use: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make an installed key primary everywhere.")
-        @OptionGroup var api: APIOptions
-        @Option(help: "Output format: table or json.") var format: OutputFormat = .table
-        @Argument(help: "Base64 key.") var key: String
-        func run() throws { try operate("use", key: key, api: api, format: format) }
+        @OptionGroup var change: KeyChange
+        func run() throws { try change.apply("use") }
     }
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a (non-primary) key everywhere.")
+        @OptionGroup var change: KeyChange
+        func run() throws { try change.apply("remove") }
+    }
+
+    /// What `install`, `use` and `remove` take: the agent, the output format, the key.
+    struct KeyChange: ParsableArguments {
         @OptionGroup var api: APIOptions
         @Option(help: "Output format: table or json.") var format: OutputFormat = .table
-        @Argument(help: "Base64 key.") var key: String
-        func run() throws { try operate("remove", key: key, api: api, format: format) }
+        @Argument(help: "Base64 key from `chorus keygen`.") var key: String
+
+        func apply(_ operation: String) throws { try operate(operation, key: key, api: api, format: format) }
     }
 }
 
