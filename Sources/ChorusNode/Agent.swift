@@ -54,9 +54,15 @@ public enum Agent {
             let entropy = AntiEntropy(
                 settings: config.store, membership: service, replicas: kv.replicas, loop: group.next(), logger: logger)
             antiEntropy = entropy
+            let replicas = kv.replicas
+            let partitions = config.store.partitions
             service.otherRequests = { message, peer, _, loop in
                 if case .repairKeys = message { return entropy.handleRepairKeys(message) }
                 if case .reapTombstone = message { return entropy.handleReapTombstone(message) }
+                if case .partitionPage = message {
+                    return loop.makeSucceededFuture(
+                        RingHandoff.partitionPage(message, replicas: replicas, partitions: partitions))
+                }
                 return kv.handleReplicaRequest(message, from: peer, on: loop)
             }
             // Before the node takes any write, so every later change reaches the trees.
@@ -68,8 +74,11 @@ public enum Agent {
         defer { stateStore.store.close() }
 
         let handoff = HintedHandoff(
-            store: stateStore.store, membership: service, settings: config.store, loop: group.next(),
-            metrics: metrics, logger: logger)
+            store: stateStore.store, replicas: kv.replicas, membership: service, settings: config.store,
+            loop: group.next(), metrics: metrics, logger: logger)
+        let ring = RingHandoff(
+            membership: service, replicas: kv.replicas, handoff: handoff, settings: config.store, loop: group.next(),
+            logger: logger, exit: exit)
 
         let gate = ClientGate()
         let http: Channel
@@ -77,13 +86,14 @@ public enum Agent {
             try service.start().wait()
             if config.store.hintedHandoff { handoff.start() }
             antiEntropy.start()
+            ring.start()
             http = try HTTPAPIServer.bind(
                 on: config.httpAddr, group: group, token: config.httpToken,
                 maxBodyBytes: config.store.maxValueBytes + 1,
                 router: { request, loop in
                     route(
-                        request, service: service, kv: kv, handoff: handoff, antiEntropy: antiEntropy,
-                        metrics: metrics, loop: loop, exit: exit)
+                        request, service: service, kv: kv, handoff: handoff, ring: ring, antiEntropy: antiEntropy,
+                        metrics: metrics, loop: loop)
                 }
             ).wait()
         } catch {
@@ -137,6 +147,7 @@ public enum Agent {
         let code = (try? exitPromise.futureResult.wait()) ?? 1
         try? http.close().wait()
         handoff.stop()
+        ring.stop()
         antiEntropy.stop()
         service.sessions.closeAll()
         logger.info("agent exited", metadata: ["status": "\(code)"])
@@ -144,8 +155,8 @@ public enum Agent {
     }
 
     static func route(
-        _ request: APIRequest, service: MembershipService, kv: KVService, handoff: HintedHandoff,
-        antiEntropy: AntiEntropy, metrics: AgentMetrics, loop: EventLoop, exit: @escaping @Sendable (Int32) -> Void
+        _ request: APIRequest, service: MembershipService, kv: KVService, handoff: HintedHandoff, ring: RingHandoff,
+        antiEntropy: AntiEntropy, metrics: AgentMetrics, loop: EventLoop
     ) -> EventLoopFuture<APIResponse> {
         if request.path.hasPrefix("/v1/kv/") {
             return KVRoutes.route(request, kv: kv, metrics: metrics, loop: loop)
@@ -184,6 +195,7 @@ public enum Agent {
             return service.statusView().and(antiEntropy.statusView()).map { status, entropy in
                 var status = status
                 status.antiEntropy = entropy
+                status.ring = ring.progress
                 return .json(status)
             }
         case (.POST, "/v1/repair"):
@@ -208,9 +220,27 @@ public enum Agent {
                 return .json(round)
             }
         case (.POST, "/v1/leave"):
-            return service.depart(.left).map {
-                loop.scheduleTask(in: .milliseconds(100)) { exit(0) }
-                return .json(["status": "left"])
+            // Streams this node's partitions to their next owners, then announces
+            // `left` and exits; GET /v1/leave follows it.
+            switch ring.leave() {
+            case .success(let progress): return loop.makeSucceededFuture(.json(progress, status: .accepted))
+            case .failure(let error): return loop.makeSucceededFuture(.error(.conflict, error.description))
+            }
+        case (.GET, "/v1/leave"):
+            return loop.makeSucceededFuture(.json(ring.progress))
+        case (.POST, "/v1/remove"):
+            guard let name = request.query["name"], !name.isEmpty else {
+                return loop.makeSucceededFuture(.error(.badRequest, "name the member to remove: ?name=NAME"))
+            }
+            return service.remove(name: name).map { result in
+                switch result {
+                case .success(let member):
+                    return .json(["removed": member.name, "id": member.id.description])
+                case .failure(.unknown):
+                    return .error(.notFound, "no member named '\(name)'")
+                case .failure(let error):
+                    return .error(.conflict, "cannot remove \(name): \(error)")
+                }
             }
         case (.GET, "/v1/ring"):
             return loop.makeSucceededFuture(.json(ringView(service.view, config: service.config, request: request)))
@@ -228,7 +258,8 @@ public enum Agent {
             return service.keyOperation(kind, key: body.key).map { results in
                 .json(results, status: results.allSatisfy(\.ok) ? .ok : .multiStatus)
             }
-        case (_, "/v1/members"), (_, "/v1/status"), (_, "/v1/leave"), (_, "/v1/keys"), (_, "/v1/ring"),
+        case (_, "/v1/members"), (_, "/v1/status"), (_, "/v1/leave"), (_, "/v1/remove"), (_, "/v1/keys"),
+            (_, "/v1/ring"),
             (_, "/v1/hints"), (_, "/v1/repair"), (_, "/v1/antientropy/roots"):
             return loop.makeSucceededFuture(
                 .error(.methodNotAllowed, "\(request.method) not allowed on \(request.path)"))

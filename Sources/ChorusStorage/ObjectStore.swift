@@ -94,6 +94,9 @@ public enum MetaName {
     /// Gossip addresses of the members last known, one per line: a restarted node
     /// rejoins through them even when no seed is configured (serf's `-rejoin`).
     public static let knownPeers = "cluster.peers"
+    /// Where this node stands in the ring: `joining`, `member`, `leaving` or `left`
+    /// (absent in data dirs from before ring changes were tracked: a member).
+    public static let ringState = "node.ring"
 }
 
 /// When a commit group reaches the disk.

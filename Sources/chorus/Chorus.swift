@@ -8,6 +8,7 @@ struct Chorus: ParsableCommand {
         subcommands: [
             AgentCommand.self, MembersCommand.self, GetCommand.self, PutCommand.self, DeleteCommand.self,
             RingCommand.self, HintsCommand.self, RepairCommand.self, StatusCommand.self, LeaveCommand.self,
+            RemoveCommand.self,
             KeygenCommand.self,
             KeysCommand.self, SimCommand.self,
         ])

@@ -183,11 +183,22 @@ struct StatusCommand: ParsableCommand {
                 ],
                 ["TCP refused", tcpDropped.isEmpty ? "none" : tcpDropped.joined(separator: " ")],
                 ["Keyring", "version \(status.keyringVersion)"],
-            ] + entropyRows)
+            ] + ringRows(status.ring) + entropyRows)
     }
 }
 
 extension StatusCommand {
+    func ringRows(_ ring: RingChangeView?) -> [[String]] {
+        guard let ring else { return [] }
+        var text = ring.phase
+        if !ring.transfer.isEmpty {
+            text += "; last transfer: \(ring.transfer) \(LeaveCommand.describe(ring))"
+            text += String(format: " in %.1fs", ring.seconds)
+            if let error = ring.error { text += " (\(error))" }
+        }
+        return [["Ring", text]]
+    }
+
     /// Polls `GET /v1/status` until this node answers, is `alive`, and has joined
     /// (at least one alive member: itself counts in a cluster of one).
     func waitUntilHealthy() throws {
@@ -200,8 +211,11 @@ extension StatusCommand {
             if let response = try? api.client().request(.GET, "/v1/status"), response.status == 200,
                 let status = try? JSONDecoder().decode(StatusView.self, from: Data(response.body))
             {
-                if status.status == "alive", (status.members["alive"] ?? 0) >= 1 { return }
-                last = "status \(status.status)"
+                // A joining node serves no reads until it holds its partitions.
+                if status.status == "alive", (status.members["alive"] ?? 0) >= 1, status.ring?.phase != "joining" {
+                    return
+                }
+                last = status.ring?.phase == "joining" ? "joining the ring" : "status \(status.status)"
             } else {
                 last = "not answering"
             }
@@ -213,13 +227,75 @@ extension StatusCommand {
 
 struct LeaveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "leave", abstract: "Make this agent leave the cluster for good and exit.")
+        commandName: "leave",
+        abstract: "Make this agent leave the cluster for good and exit.",
+        discussion: """
+            The agent first streams each of its partitions to the partition's next owner \
+            and hands off its hints (progress is shown), then announces `left` and exits. \
+            The cluster keeps serving throughout. A leave that cannot finish (a next owner \
+            unreachable) is aborted and the node stays a member.
+            """)
 
     @OptionGroup var api: APIOptions
+    @Option(help: "Give up waiting after this long (e.g. 30m); the leave goes on.") var timeout: String = "60m"
 
     func run() throws {
-        struct Reply: Decodable { var status: String }
-        _ = try api.call(.POST, "/v1/leave", as: Reply.self)
-        print("left the cluster")
+        guard let limit = DurationParsing.parse(timeout) else {
+            throw ValidationError("--timeout must be a duration like 30m")
+        }
+        _ = try api.call(.POST, "/v1/leave", as: RingChangeView.self, accept: [202])
+        let deadline = ContinuousClock.now + limit
+        var shown = ""
+        while ContinuousClock.now < deadline {
+            guard let response = try? api.client().request(.GET, "/v1/leave"), response.status == 200,
+                let progress = try? JSONDecoder().decode(RingChangeView.self, from: Data(response.body))
+            else {
+                // The agent exits once it has announced `left`.
+                print("left the cluster")
+                return
+            }
+            let line = Self.describe(progress)
+            if line != shown {
+                print(line)
+                shown = line
+            }
+            if progress.state == "failed" { fail("leave aborted: \(progress.error ?? "unknown error")") }
+            if progress.phase == "left" {
+                print("left the cluster")
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        fail("still leaving after \(timeout); follow it with `chorus status`")
+    }
+
+    static func describe(_ progress: RingChangeView) -> String {
+        "\(progress.state): \(progress.partitionsDone)/\(progress.partitionsTotal) partitions, "
+            + "\(progress.objects) objects, \(progress.bytes) bytes"
+    }
+}
+
+struct RemoveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Forget a member that is dead for good; its partitions are re-replicated.",
+        discussion: """
+            For a host that will not come back. The member must be dead or stopped; a \
+            running node leaves with `chorus leave` instead. Every node drops it from the \
+            ring, and the nodes that inherit its partitions fetch them from the surviving \
+            replicas (see `chorus status` on them).
+            """)
+
+    @OptionGroup var api: APIOptions
+    @Argument(help: "The member's name.") var name: String
+
+    func run() throws {
+        struct Reply: Decodable {
+            var removed: String
+            var id: String
+        }
+        let query = name.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? name
+        let reply = try api.call(.POST, "/v1/remove?name=\(query)", as: Reply.self)
+        print("removed \(reply.removed) (\(reply.id)); its partitions are being re-replicated")
     }
 }

@@ -20,6 +20,8 @@ public enum ClusterCodec {
         case repairKeysReply = 15
         case reapTombstone = 16
         case reapTombstoneReply = 17
+        case partitionPage = 18
+        case partitionPageReply = 19
     }
 
     /// Longest key or bucket name, in UTF-8 bytes (Riak and Cassandra allow more;
@@ -34,6 +36,11 @@ public enum ClusterCodec {
     /// Most entries one `repairKeysReply` carries (about 30 bytes each for short keys:
     /// well under the session's frame limit).
     public static let maxRepairEntries = 200_000
+
+    /// Most objects one `partitionPageReply` carries; replies also stop near
+    /// `partitionPageBytes` so a page stays well under the session's frame limit.
+    public static let maxPageEntries = 10_000
+    public static let partitionPageBytes = 4 << 20
 
     /// A message alone, as carried inside an established session.
     public static func encode(_ message: ClusterMessage) -> [UInt8] {
@@ -148,6 +155,26 @@ extension SWIMCodec.Writer {
             u8(FrameType.reapTombstoneReply.rawValue)
             u8(reaped ? 1 : 0)
             optionalText(error)
+        case .partitionPage(let partition, let after, let limit):
+            u8(FrameType.partitionPage.rawValue)
+            u32(UInt32(clamping: partition))
+            u8(after == nil ? 0 : 1)
+            if let after {
+                blob(Array(after.bucket.utf8))
+                blob(Array(after.key.utf8))
+            }
+            u32(UInt32(clamping: limit))
+        case .partitionPageReply(let entries, let complete, let error):
+            u8(FrameType.partitionPageReply.rawValue)
+            let kept = entries.prefix(ClusterCodec.maxPageEntries)
+            u32(UInt32(kept.count))
+            for entry in kept {
+                blob(Array(entry.bucket.utf8))
+                blob(Array(entry.key.utf8))
+                blob(entry.object)
+            }
+            u8(complete && kept.count == entries.count ? 1 : 0)
+            optionalText(error)
         }
     }
 
@@ -258,6 +285,29 @@ extension SWIMCodec.Reader {
         case .reapTombstoneReply:
             let reaped = try bool()
             message = .reapTombstoneReply(reaped: reaped, error: try optionalText())
+        case .partitionPage:
+            let partition = Int(try u32())
+            var after: RepairKey?
+            if try bool() {
+                let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
+                after = RepairKey(bucket: bucket, key: try text(maxBytes: ClusterCodec.maxKeyBytes))
+            }
+            message = .partitionPage(partition: partition, after: after, limit: Int(try u32()))
+        case .partitionPageReply:
+            let count = Int(try u32())
+            guard count <= ClusterCodec.maxPageEntries else { throw .tooLarge }
+            // Every entry takes at least its three lengths.
+            guard count * 12 <= remaining else { throw .truncated }
+            var entries: [PartitionEntry] = []
+            entries.reserveCapacity(count)
+            for _ in 0..<count {
+                let bucket = try text(maxBytes: ClusterCodec.maxKeyBytes)
+                let key = try text(maxBytes: ClusterCodec.maxKeyBytes)
+                entries.append(
+                    PartitionEntry(bucket: bucket, key: key, object: try blob(maxBytes: ClusterCodec.maxObjectBytes)))
+            }
+            let complete = try bool()
+            message = .partitionPageReply(entries: entries, complete: complete, error: try optionalText())
         }
         return message
     }

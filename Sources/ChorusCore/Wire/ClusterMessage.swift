@@ -38,6 +38,26 @@ public enum ClusterMessage: Hashable, Sendable {
     /// Whether the replica deleted its copy (false: it held another version, or
     /// nothing); or an error.
     case reapTombstoneReply(reaped: Bool, error: String?)
+    /// Ring handoff (DESIGN §9): at most `limit` of the objects this replica stores in
+    /// `partition`, in (bucket, key) order after `after`; a joining node or a new
+    /// owner pulls its partitions page by page.
+    case partitionPage(partition: Int, after: RepairKey?, limit: Int)
+    /// The objects, in order; `complete` when none follow them; or an error.
+    case partitionPageReply(entries: [PartitionEntry], complete: Bool, error: String?)
+}
+
+/// One stored object as ring handoff moves it.
+public struct PartitionEntry: Hashable, Sendable {
+    public var bucket: String
+    public var key: String
+    /// `ObjectCodec` bytes.
+    public var object: [UInt8]
+
+    public init(bucket: String, key: String, object: [UInt8]) {
+        self.bucket = bucket
+        self.key = key
+        self.object = object
+    }
 }
 
 /// One stored key and its `VersionDigest`, as bulk repair lists them.

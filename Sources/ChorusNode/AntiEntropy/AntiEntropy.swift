@@ -619,8 +619,10 @@ final class AntiEntropy: @unchecked Sendable {
     private func reap(_ candidate: ReapCandidate, view: ClusterView, now: UInt64, grace: UInt64)
         -> EventLoopFuture<ReapResult>
     {
-        let homes = view.placement.homeReplicas(
-            of: candidate.partition, n: settings.buckets.properties(of: candidate.bucket).n)
+        // Pending replicas (a ring change under way) must hold the tombstone too.
+        let plan = view.ring.plan(
+            partition: candidate.partition, n: settings.buckets.properties(of: candidate.bucket).n)
+        let homes = plan.writeTargets
         guard homes.first == localID else { return loop.makeSucceededFuture(.kept) }
         var alive: [Member] = []
         for id in homes.dropFirst() where id != localID {

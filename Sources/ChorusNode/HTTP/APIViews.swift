@@ -64,9 +64,12 @@ public struct StatusView: Codable, Sendable, Equatable {
     public var keyringVersion: UInt64
     /// Anti-entropy's trees, exchanges and repairs (absent from older agents).
     public var antiEntropy: AntiEntropyView?
+    /// This node's part in a ring change: joining, leaving, or fetching a removed
+    /// node's partitions (absent from older agents).
+    public var ring: RingChangeView?
 
     enum CodingKeys: String, CodingKey {
-        case name, id, address, status, incarnation, members, datagrams, tcp
+        case name, id, address, status, incarnation, members, datagrams, tcp, ring
         case antiEntropy = "anti_entropy"
         case clusterName = "cluster_name"
         case uptimeSeconds = "uptime_seconds"
@@ -129,4 +132,33 @@ public struct RingView: Codable, Sendable, Equatable {
     public var bucket: String
     public var nodes: [Node]
     public var key: Key?
+}
+
+/// What `chorus leave`, `chorus status` and GET /v1/leave show.
+public struct RingChangeView: Codable, Sendable, Equatable {
+    /// This node's place in the ring: `member`, `joining`, `leaving` or `left`.
+    public var phase: String
+    /// The latest data transfer: `joining` (fetching its partitions), `leaving`
+    /// (streaming them to their next owners) or `rebalancing` (fetching partitions
+    /// of a removed member); empty when none ran.
+    public var transfer: String
+    /// `idle`, `settling` (waiting for every member to see the change),
+    /// `streaming`, `handing off hints`, `done` or `failed`.
+    public var state: String
+    public var partitionsDone: Int
+    public var partitionsTotal: Int
+    public var objects: Int
+    public var bytes: Int
+    public var seconds: Double
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case phase, transfer, state, objects, bytes, seconds, error
+        case partitionsDone = "partitions_done"
+        case partitionsTotal = "partitions_total"
+    }
+
+    static let idle = RingChangeView(
+        phase: "member", transfer: "", state: "idle", partitionsDone: 0, partitionsTotal: 0, objects: 0, bytes: 0,
+        seconds: 0)
 }

@@ -61,18 +61,19 @@ final class KVService: Sendable {
         }
         let view = membership.view
         let partition = view.placement.partitioner.partition(bucket: request.bucket, key: request.key)
-        let ranking = view.placement.ranking(of: partition)
-        let n = validated.properties.n
-        let home = Array(ranking.prefix(n))
-        let fallbacks = Array(ranking.dropFirst(n))
+        let plan = view.ring.plan(partition: partition, n: validated.properties.n)
         switch request.operation {
         case .get:
-            return read(validated, home: home, fallbacks: fallbacks, view: view, loop: loop)
+            return read(validated, home: plan.home, fallbacks: plan.fallbacks, view: view, loop: loop)
         case .put, .delete:
-            if home.contains(localID) {
-                return write(validated, home: home, fallbacks: fallbacks, view: view, loop: loop)
+            guard plan.home.contains(localID) else {
+                return forward(request, home: plan.home, view: view, loop: loop, required: validated.required)
             }
-            return forward(request, home: home, view: view, loop: loop, required: validated.required)
+            // While the ring changes, pending replicas get the write too, and the
+            // quorum grows by the home replicas the change displaces (`ReplicaPlan`).
+            var write = validated
+            write.required = plan.writeRequired(validated.required)
+            return self.write(write, home: plan.writeTargets, fallbacks: plan.fallbacks, view: view, loop: loop)
         }
     }
 
@@ -231,7 +232,8 @@ final class KVService: Sendable {
         var initial: [SloppyWrite.Effect] = []
         let machine = NIOLockedValueBox(
             SloppyWrite(
-                coordinator: localID, home: home, fallbacks: hintedHandoffFallbacks(fallbacks), required: request.required,
+                coordinator: localID, home: home, fallbacks: hintedHandoffFallbacks(fallbacks),
+                required: request.required,
                 sloppy: request.sloppy, reachable: reachable, coordinatorStored: false, effects: &initial))
         let replicaTimeout = min(settings.replicaTimeout.timeAmount, request.timeout)
         // Timers are cancelled as soon as they are moot: at load, thousands of
@@ -399,24 +401,26 @@ final class KVService: Sendable {
                 record(node, .failure(ReplicaError(message: "not a member")))
                 continue
             }
-            membership.sessions.request(.replicaRead(bucket: bucket, key: key), to: member.address, timeout: request.timeout)
-                .whenComplete { [metrics] result in
-                    metrics.replicaRequest(kind: "read", outcome: Self.replicaOutcome(result))
-                    switch result {
-                    case .success(.replicaReadReply(let bytes, nil)):
-                        do {
-                            record(node, .success(try bytes.map { try ObjectCodec.decode($0) }))
-                        } catch {
-                            record(node, .failure(error))
-                        }
-                    case .success(.replicaReadReply(_, let error?)):
-                        record(node, .failure(ReplicaError(message: error)))
-                    case .success(let other):
-                        record(node, .failure(ReplicaError(message: "unexpected reply \(other)")))
-                    case .failure(let error):
+            membership.sessions.request(
+                .replicaRead(bucket: bucket, key: key), to: member.address, timeout: request.timeout
+            )
+            .whenComplete { [metrics] result in
+                metrics.replicaRequest(kind: "read", outcome: Self.replicaOutcome(result))
+                switch result {
+                case .success(.replicaReadReply(let bytes, nil)):
+                    do {
+                        record(node, .success(try bytes.map { try ObjectCodec.decode($0) }))
+                    } catch {
                         record(node, .failure(error))
                     }
+                case .success(.replicaReadReply(_, let error?)):
+                    record(node, .failure(ReplicaError(message: error)))
+                case .success(let other):
+                    record(node, .failure(ReplicaError(message: "unexpected reply \(other)")))
+                case .failure(let error):
+                    record(node, .failure(error))
                 }
+            }
         }
         let timer = loop.scheduleTask(in: request.timeout) {
             decided(machine.withLockedValue { $0.read.requestTimedOut() })

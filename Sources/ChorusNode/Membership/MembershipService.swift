@@ -103,16 +103,26 @@ public final class MembershipService: @unchecked Sendable {
         self.sealer = FrameSealer(clusterName: config.clusterName, keyring: keyring)
         self.localID = id
 
+        var tags = config.tags.merging(["http": config.httpAddr.description]) { mine, _ in mine }
+        switch state.ring {
+        case .joining:
+            tags[RingPhase.tag] = RingPhase.joining.rawValue
+        case .leaving:
+            logger.warning("this node was leaving when it stopped; it is a member again until `chorus leave` runs")
+            try? stateStore.saveRingState(.member)
+        case .member, .left:
+            break
+        }
         let myself = Member(
             id: id, name: config.name, address: config.advertise, incarnation: incarnation, status: .alive,
-            tags: config.tags.merging(["http": config.httpAddr.description]) { mine, _ in mine })
+            tags: tags)
         self.swim = SWIMInstance(
             myself: myself, settings: config.swim, seed: system.next(), now: Self.monotonicNow())
         self.viewBox = NIOLockedValueBox(
             ClusterView(
                 members: [id: myself],
-                placement: PlacementTable(
-                    partitioner: Partitioner(partitionCount: config.store.partitions), ring: [id])))
+                ring: RingPlacement(
+                    partitioner: Partitioner(partitionCount: config.store.partitions), members: [myself])))
         let loop = self.loop
         self.sessions = SessionPool(
             group: group, sealer: sealer, localID: id, maxClockDistance: replayWindow.maxClockDistance,
@@ -419,22 +429,22 @@ public final class MembershipService: @unchecked Sendable {
             noteBucketAgreement(parameters, peer: state.first(where: { $0.id == peer })?.name ?? "\(peer)")
             // A member synced its full state with us: our view now holds the cluster
             // (after a full cold restart the others join through us first).
-            joined = true
             let reply = ClusterMessage.pushPullReply(
                 state: swim.fullState(), keyring: snapshot(of: sealer.keyring), parameters: localParameters())
             execute(swim.mergeFullState(state, now: Self.monotonicNow()))
+            if !joined { finishJoin() }
             return loop.makeSucceededFuture(reply)
         case .ping(let target):
             return loop.makeSucceededFuture(target == localID ? .pong : .refused(reason: "not the probed node"))
         case .keyOperation(let operation):
             return loop.makeSucceededFuture(.keyOperationReply(applyKeyOperation(operation)))
-        case .replicaWrite, .replicaRead, .forward, .repairKeys, .reapTombstone:
+        case .replicaWrite, .replicaRead, .forward, .repairKeys, .reapTombstone, .partitionPage:
             guard let handler = otherRequests else {
                 return loop.makeSucceededFuture(.refused(reason: "this node does not serve keys yet"))
             }
             return handler(message, peer, remote, loop)
         case .pushPullReply, .refused, .pong, .keyOperationReply, .replicaWriteReply, .replicaReadReply,
-            .forwardReply, .repairKeysReply, .reapTombstoneReply:
+            .forwardReply, .repairKeysReply, .reapTombstoneReply, .partitionPageReply:
             counters.dropTCP("unexpected")
             return loop.makeSucceededFuture(.refused(reason: "not a request"))
         }
@@ -475,7 +485,7 @@ public final class MembershipService: @unchecked Sendable {
         for peer in knownPeers where !candidates.contains(peer) { candidates.append(peer) }
         let seeds = candidates.filter { $0 != config.advertise && $0 != config.bind }
         guard !seeds.isEmpty, departure == nil else {
-            joined = true
+            finishJoin()
             return
         }
         let attempts = seeds.map { seed in
@@ -493,7 +503,7 @@ public final class MembershipService: @unchecked Sendable {
         EventLoopFuture.whenAllComplete(attempts, on: loop).whenSuccess { [self] results in
             let successes = results.filter { (try? $0.get()) == true }.count
             if successes > 0 {
-                joined = true
+                finishJoin()
                 execute(swim.announce(now: Self.monotonicNow()))
                 logger.info(
                     "joined cluster",
@@ -503,6 +513,74 @@ public final class MembershipService: @unchecked Sendable {
             let backoff = min(config.joinRetryMax, .seconds(1) * (1 << min(attempt, 10)))
             logger.warning("no seed answered; retrying", metadata: ["in": "\(DurationParsing.format(backoff))"])
             loop.scheduleTask(in: backoff.timeAmount) { [self] in joinSeeds(attempt: attempt + 1) }
+        }
+    }
+
+    /// The node has joined (or has no one to join). A new node is a member at
+    /// once when no partition has copies it would take over: while the ring has
+    /// fewer members than the largest replication factor, it only adds replicas
+    /// (anti-entropy fills them). Otherwise it stays `joining` until `RingHandoff`
+    /// has fetched its partitions.
+    private func finishJoin() {
+        if swim.myself.ringPhase == .joining {
+            let ring = swim.members.filter { $0.id != localID && $0.inCurrentRing }
+            if ring.count < config.store.buckets.maxReplication {
+                changeRingPhase(to: nil)
+            }
+        }
+        joined = true
+    }
+
+    // MARK: - Ring changes
+
+    /// This node's phase in a ring change (nil: a settled member).
+    public var ringPhase: RingPhase? { view.members[localID]?.ringPhase }
+
+    /// Gossips this node's new ring phase, telling every member directly, and
+    /// records it in the data dir.
+    public func setRingPhase(_ phase: RingPhase?) -> EventLoopFuture<Void> {
+        loop.submit { [self] in changeRingPhase(to: phase) }
+    }
+
+    private func changeRingPhase(to phase: RingPhase?) {
+        var tags = swim.myself.tags
+        tags[RingPhase.tag] = phase?.rawValue
+        guard tags != swim.myself.tags else { return }
+        let now = Self.monotonicNow()
+        execute(swim.setTags(tags, now: now) + swim.announce(now: now))
+        let state: RingState =
+            switch phase {
+            case nil: .member
+            case .joining?: .joining
+            case .leaving?: .leaving
+            }
+        do {
+            try stateStore.saveRingState(state)
+        } catch {
+            logger.error("cannot record the ring state", metadata: ["error": "\(error)"])
+        }
+        logger.notice("ring phase changed", metadata: ["phase": "\(phase.map(\.rawValue) ?? "member")"])
+    }
+
+    /// Records that this node has left for good (its data dir will not serve again).
+    func recordLeft() {
+        try? stateStore.saveRingState(.left)
+    }
+
+    /// `chorus remove NAME`: drops a dead or stopped member from the ring for good.
+    public func remove(name: String) -> EventLoopFuture<Result<Member, SWIMInstance.RemovalError>> {
+        loop.submit { [self] in
+            guard let member = swim.members.first(where: { $0.name == name && $0.status != .left }) else {
+                return .failure(.unknown)
+            }
+            do throws(SWIMInstance.RemovalError) {
+                let effects = try swim.remove(member.id, now: Self.monotonicNow())
+                execute(effects)
+                logger.notice("removed member", metadata: ["member": "\(name)", "id": "\(member.id)"])
+                return .success(member)
+            } catch {
+                return .failure(error)
+            }
         }
     }
 
@@ -554,16 +632,26 @@ public final class MembershipService: @unchecked Sendable {
         }
     }
 
+    /// Who is in the current and the target ring: placement depends on nothing else.
+    private static func ringMembership(_ members: some Sequence<Member>) -> Set<RingSeat> {
+        Set(members.map { RingSeat(id: $0.id, current: $0.inCurrentRing, target: $0.inTargetRing) })
+    }
+
+    private struct RingSeat: Hashable {
+        var id: NodeID
+        var current: Bool
+        var target: Bool
+    }
+
     /// Publishes the current members; placement is recomputed only when the ring
-    /// (every member that has not left) changed, not on every failure or recovery.
+    /// (who is in the current and the target ring) changed, not on every failure or recovery.
     private func publishView() {
         scheduleKnownPeersSave()
         var members: [NodeID: Member] = [:]
         for member in swim.members { members[member.id] = member }
         viewBox.withLockedValue { view in
-            let ring = Set(members.values.filter { $0.status != .left }.map(\.id))
-            if ring != Set(view.placement.nodes) {
-                view.placement = PlacementTable(partitioner: view.placement.partitioner, ring: ring)
+            if Self.ringMembership(members.values) != Self.ringMembership(view.members.values) {
+                view.ring = RingPlacement(partitioner: view.ring.partitioner, members: members.values)
             }
             view.members = members
         }

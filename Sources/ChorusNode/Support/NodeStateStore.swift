@@ -16,6 +16,17 @@ struct NodeState: Equatable {
     var clusterName: String
     var partitions: Int
     var incarnation: UInt64
+    var ring: RingState = .member
+}
+
+/// Where a node stands in the ring, kept across restarts: a new node is `joining`
+/// until it holds its partitions; one that left never serves again from this data
+/// dir (its copies stopped receiving writes and deletes when it left).
+enum RingState: String, Sendable {
+    case joining
+    case member
+    case leaving
+    case left
 }
 
 /// The data dir: its lock, its database, and the node state in it.
@@ -68,8 +79,11 @@ final class NodeStateStore: Sendable {
                 try store.setMeta(MetaName.clusterName, Array(clusterName.utf8))
                 try store.setMeta(MetaName.partitionCount, Self.encode(UInt64(partitions)))
                 try store.setMeta(MetaName.incarnation, Self.encode(0))
+                try store.setMeta(MetaName.ringState, Array(RingState.joining.rawValue.utf8))
                 try store.setMeta(MetaName.nodeID, Array(state.id.description.utf8))
-                return state
+                var created = state
+                created.ring = .joining
+                return created
             }
             guard let id = NodeID(hex: String(decoding: idBytes, as: UTF8.self)),
                 let storedCluster = try store.meta(MetaName.clusterName).map({ String(decoding: $0, as: UTF8.self) }),
@@ -88,7 +102,17 @@ final class NodeStateStore: Sendable {
                     "data dir \(dataDir) was created with store.partitions = \(storedPartitions), not \(partitions); the partition count is fixed when a cluster is created"
                 )
             }
-            return NodeState(id: id, clusterName: clusterName, partitions: partitions, incarnation: incarnation)
+            let ring = try store.meta(MetaName.ringState).flatMap {
+                RingState(rawValue: String(decoding: $0, as: UTF8.self))
+            }
+            guard ring != .left else {
+                throw ConfigError(
+                    "this node left the cluster; its data dir \(dataDir) is out of date. Remove the data dir to add the host again as a new node"
+                )
+            }
+            return NodeState(
+                id: id, clusterName: clusterName, partitions: partitions, incarnation: incarnation,
+                ring: ring ?? .member)
         } catch let error as ConfigError {
             throw error
         } catch {
@@ -106,6 +130,10 @@ final class NodeStateStore: Sendable {
 
     func saveKnownPeers(_ peers: [Endpoint]) throws(StoreError) {
         try store.setMeta(MetaName.knownPeers, Array(peers.map(\.description).joined(separator: "\n").utf8))
+    }
+
+    func saveRingState(_ state: RingState) throws(StoreError) {
+        try store.setMeta(MetaName.ringState, Array(state.rawValue.utf8))
     }
 
     /// Durably records a raised incarnation.
