@@ -305,7 +305,8 @@ extension AgentCluster {
     }
 
     /// Waits until every agent answers a key-value request (its store is open and
-    /// it serves `/v1/kv`); a local read of an absent key answers 404.
+    /// it serves `/v1/kv`; a local read of an absent key answers 404) and is a ring
+    /// member: a node that joins a ring of N or more first fetches its partitions.
     func waitUntilServing(_ agents: [Agent]) async throws {
         for agent in agents {
             try await waitUntil("\(agent.name) serves /v1/kv") {
@@ -313,5 +314,6 @@ extension AgentCluster {
                 return response.status == 404 || response.status == 200
             }
         }
+        try await waitUntilRingSettled(agents)
     }
 }

@@ -49,6 +49,16 @@ public struct ReplicaPlan: Hashable, Sendable {
         self.fallbacks = fallbacks
     }
 
+    /// The plan without pending replicas that are down: a joining node fetches
+    /// every partition again when it comes back, so a write need not wait for it
+    /// (nor for a hint to it); the quorum shrinks back accordingly.
+    public func excludingPending(notIn reachable: Set<NodeID>) -> ReplicaPlan {
+        let up = pending.filter { reachable.contains($0) }
+        guard up.count < pending.count else { return self }
+        return ReplicaPlan(
+            home: home, pending: up, displaced: max(0, displaced - (pending.count - up.count)), fallbacks: fallbacks)
+    }
+
     /// Every node a write is sent to directly: home replicas, then pending ones.
     public var writeTargets: [NodeID] { home + pending }
 

@@ -71,6 +71,7 @@ final class KVService: Sendable {
             }
             // While the ring changes, pending replicas get the write too, and the
             // quorum grows by the home replicas the change displaces (`ReplicaPlan`).
+            let plan = plan.pending.isEmpty ? plan : plan.excludingPending(notIn: reachableMembers(view))
             var write = validated
             write.required = plan.writeRequired(validated.required)
             return self.write(write, home: plan.writeTargets, fallbacks: plan.fallbacks, view: view, loop: loop)
@@ -286,6 +287,10 @@ final class KVService: Sendable {
             object: object, outcome: promise.futureResult,
             coordinatorStored: { run(machine.withLockedValue { $0.coordinatorStored() }) },
             coordinatorFailed: { reason in run(machine.withLockedValue { $0.failed(localID, reason: reason) }) })
+    }
+
+    private func reachableMembers(_ view: ClusterView) -> Set<NodeID> {
+        Set(view.members.keys.filter { view.isReachable($0) })
     }
 
     /// With hinted handoff off, no fallback takes hints: down replicas are left

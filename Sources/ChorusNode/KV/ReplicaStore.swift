@@ -203,6 +203,31 @@ final class ReplicaStore: Sendable {
         return promise.futureResult
     }
 
+    /// Removes a copy this node no longer owns (its partition moved to another node
+    /// in a ring change), unless it changed since `record` was read. Completes with
+    /// whether it deleted; the change hook removes the key from anti-entropy's tree.
+    func drop(_ record: StoredRecord, on loop: EventLoop) -> EventLoopFuture<Bool> {
+        let promise = loop.makePromise(of: Bool.self)
+        let hook = changeHook.get()
+        let partition = partitioner.partition(bucket: record.bucket, key: record.key)
+        let digest = (try? ObjectCodec.decode(record.value)).map(VersionDigest.of)
+        store.delete(bucket: record.bucket, key: record.key, ifValue: record.value) { result in
+            switch result {
+            case .success(let deleted):
+                if deleted, let hook {
+                    hook(
+                        Change(
+                            partition: partition, bucket: record.bucket, key: record.key, oldDigest: digest,
+                            newDigest: nil))
+                }
+                promise.succeed(deleted)
+            case .failure(let error):
+                promise.fail(WriteError.storage(error))
+            }
+        }
+        return promise.futureResult
+    }
+
     private func change(
         bucket: String, key: String, on loop: EventLoop,
         computed: (@Sendable (Object) -> Void)? = nil,

@@ -42,6 +42,10 @@ final class RingHandoff: Sendable {
 
     private let state = NIOLockedValueBox(
         (progress: Progress.idle, started: NIODeadline.now(), busy: false, lastView: ClusterView?.none))
+    /// The settled ring whose displaced copies are to be dropped, and since when it
+    /// has been the ring; the last ring cleaned up after.
+    private let cleanup = NIOLockedValueBox(
+        (ring: [NodeID](), since: NIODeadline.now(), done: [NodeID]?.none))
     private let task = NIOLockedValueBox<RepeatedTask?>(nil)
 
     init(
@@ -100,6 +104,7 @@ final class RingHandoff: Sendable {
             if begin("joining") { join() }
             return
         }
+        scheduleCleanup(view)
         guard let previous, previous.placement != view.placement else { return }
         // Members that left the current ring without streaming their data first.
         let removed = previous.placement.nodes.filter { id in
@@ -164,16 +169,98 @@ final class RingHandoff: Sendable {
         init(_ description: String) { self.description = description }
     }
 
+    // MARK: - Dropping moved partitions
+
+    /// Once the ring has been settled (nobody joining or leaving) for
+    /// `cleanupDelay`, drops this node's copies of partitions it is no longer a
+    /// home replica of: they moved to a joining node, which fetched them. Kept,
+    /// they would hold stale versions and tombstones nobody reaps, and take disk.
+    private func scheduleCleanup(_ view: ClusterView) {
+        guard !view.ring.isChanging, view.members[localID]?.ringPhase == nil else { return }
+        let ring = view.placement.nodes
+        let due = cleanup.withLockedValue { cleanup -> Bool in
+            if cleanup.ring != ring {
+                cleanup.ring = ring
+                cleanup.since = .now()
+            }
+            // Also once after a start: a restart may have missed the change that moved
+            // a partition away.
+            return cleanup.done != ring && NIODeadline.now() - cleanup.since >= cleanupDelay
+        }
+        guard due, begin("dropping moved partitions") else { return }
+        let partitions = (0..<settings.partitions).filter {
+            !view.placement.homeReplicas(of: $0, n: maxN).contains(localID)
+        }
+        update {
+            $0.state = "streaming"
+            $0.partitionsTotal = partitions.count
+        }
+        @Sendable func next(_ index: Int) -> EventLoopFuture<Void> {
+            guard index < partitions.count else { return loop.makeSucceededVoidFuture() }
+            return drop(partitions[index], ring: ring).flatMap { [self] in
+                update { $0.partitionsDone += 1 }
+                return next(index + 1)
+            }
+        }
+        next(0).whenComplete { [self] result in
+            let progress = self.progress
+            if case .success = result {
+                cleanup.withLockedValue { $0.done = ring }
+                if progress.objects > 0 {
+                    logger.notice(
+                        "dropped copies of partitions that moved to other nodes",
+                        metadata: ["objects": "\(progress.objects)", "bytes": "\(progress.bytes)"])
+                }
+            }
+            finish(result)
+        }
+    }
+
+    /// How long the ring must stay settled before moved copies are dropped: longer
+    /// than any request or gossip round still using the old placement.
+    var cleanupDelay: TimeAmount { max(.seconds(10), settle * 5) }
+
+    private func drop(_ partition: Int, ring: [NodeID]) -> EventLoopFuture<Void> {
+        // Stop if the ring changed meanwhile: the next settled ring decides again.
+        guard membership.view.placement.nodes == ring, !membership.view.ring.isChanging else {
+            return loop.makeFailedFuture(HandoffError("the ring changed"))
+        }
+        let records: [StoredRecord]
+        do {
+            records = try replicas.store.scan(partition: partition, after: nil, limit: Self.pageLimit)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        guard !records.isEmpty else { return loop.makeSucceededVoidFuture() }
+        let drops = records.map { record in replicas.drop(record, on: loop) }
+        return EventLoopFuture.whenAllSucceed(drops, on: loop).flatMap { [self] dropped in
+            update {
+                $0.objects += dropped.filter { $0 }.count
+                $0.bytes += records.reduce(0) { $0 + $1.value.count }
+            }
+            // A record rewritten meanwhile is not dropped: stop rather than spin.
+            guard dropped.contains(true) else { return loop.makeSucceededVoidFuture() }
+            return drop(partition, ring: ring)
+        }
+    }
+
     // MARK: - Joining
 
     /// Fetches every partition this node will own, then becomes a member.
     private func join() {
         let started = NIODeadline.now()
+        let incarnation = membership.view.members[localID]?.incarnation
         loop.scheduleTask(in: settle) {}.futureResult.flatMap { [self] () -> EventLoopFuture<Void> in
             let view = membership.view
             let partitions = view.ring.partitions(pendingOn: localID, n: maxN)
             logger.notice("joining: fetching partitions", metadata: ["partitions": "\(partitions.count)"])
             return fetch(partitions, settled: false)
+        }.flatMapThrowing { [self] in
+            // Suspected or declared dead meanwhile (it refuted with a higher incarnation):
+            // coordinators may have skipped it as a pending replica, so fetch again.
+            guard membership.view.members[localID]?.incarnation == incarnation else {
+                throw HandoffError("this node was suspected while fetching; fetching again")
+            }
         }.flatMap { [self] () -> EventLoopFuture<Void> in
             update { $0.state = "done" }
             return membership.setRingPhase(nil)
@@ -317,6 +404,9 @@ final class RingHandoff: Sendable {
     /// Refused while another transfer runs.
     func leave() -> Result<Progress, HandoffError> {
         guard membership.hasJoined else { return .failure(HandoffError("this node has not joined a cluster yet")) }
+        if membership.ringPhase == .joining {
+            return leaveWhileJoining()
+        }
         guard begin("leaving") else {
             return .failure(
                 HandoffError("a ring change is under way on this node (\(progress.phase)); retry when it is done"))
@@ -358,12 +448,7 @@ final class RingHandoff: Sendable {
                         "bytes": "\(progress.bytes)",
                         "seconds": "\(Double((NIODeadline.now() - started).nanoseconds) / 1e9)",
                     ])
-                finish(.success(()), left: true)
-                membership.recordLeft()
-                membership.depart(.left).whenComplete { [self] _ in
-                    // Give `chorus leave` a moment to read the final progress.
-                    loop.scheduleTask(in: .milliseconds(300)) { [self] in exit(0) }
-                }
+                departLeft()
             case .failure(let error):
                 finish(.failure(error))
                 logger.error("leave aborted; this node stays a member", metadata: ["error": "\(error)"])
@@ -371,6 +456,35 @@ final class RingHandoff: Sendable {
             }
         }
         return .success(progress)
+    }
+
+    /// A joining node owns nothing yet: every write it took as a pending replica is
+    /// also on a quorum of the current home replicas. It hands off its hints and goes.
+    private func leaveWhileJoining() -> Result<Progress, HandoffError> {
+        state.withLockedValue { state in
+            state.busy = true
+            state.started = .now()
+            state.progress = Progress(
+                phase: "", transfer: "leaving", state: "handing off hints", partitionsDone: 0, partitionsTotal: 0,
+                objects: 0, bytes: 0, seconds: 0)
+        }
+        logger.notice("leaving before the join completed: nothing to stream")
+        handoff.handOffAll().whenComplete { [self] result in
+            if case .success(let remaining) = result, remaining > 0 {
+                logger.warning("hints left undelivered", metadata: ["count": "\(remaining)"])
+            }
+            departLeft()
+        }
+        return .success(progress)
+    }
+
+    private func departLeft() {
+        finish(.success(()), left: true)
+        membership.recordLeft()
+        membership.depart(.left).whenComplete { [self] _ in
+            // Give `chorus leave` a moment to read the final progress.
+            loop.scheduleTask(in: .milliseconds(300)) { [self] in exit(0) }
+        }
     }
 
     /// Sends one page of `partition` to the objects' pending owners, then the next.

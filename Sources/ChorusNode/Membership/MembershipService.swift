@@ -543,6 +543,7 @@ public final class MembershipService: @unchecked Sendable {
     }
 
     private func changeRingPhase(to phase: RingPhase?) {
+        guard departure == nil else { return }
         var tags = swim.myself.tags
         tags[RingPhase.tag] = phase?.rawValue
         guard tags != swim.myself.tags else { return }
