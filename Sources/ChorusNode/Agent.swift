@@ -222,7 +222,7 @@ public enum Agent {
         case (.POST, "/v1/leave"):
             // Streams this node's partitions to their next owners, then announces
             // `left` and exits; GET /v1/leave follows it.
-            switch ring.leave() {
+            switch ring.leave(force: request.query["force"] == "true") {
             case .success(let progress): return loop.makeSucceededFuture(.json(progress, status: .accepted))
             case .failure(let error): return loop.makeSucceededFuture(.error(.conflict, error.description))
             }

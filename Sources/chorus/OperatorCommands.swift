@@ -238,12 +238,13 @@ struct LeaveCommand: ParsableCommand {
 
     @OptionGroup var api: APIOptions
     @Option(help: "Give up waiting after this long (e.g. 30m); the leave goes on.") var timeout: String = "60m"
+    @Flag(help: "Leave even if fewer members than the replication factor would remain.") var force = false
 
     func run() throws {
         guard let limit = DurationParsing.parse(timeout) else {
             throw ValidationError("--timeout must be a duration like 30m")
         }
-        _ = try api.call(.POST, "/v1/leave", as: RingChangeView.self, accept: [202])
+        _ = try api.call(.POST, force ? "/v1/leave?force=true" : "/v1/leave", as: RingChangeView.self, accept: [202])
         let deadline = ContinuousClock.now + limit
         var shown = ""
         while ContinuousClock.now < deadline {

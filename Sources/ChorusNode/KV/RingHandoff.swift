@@ -402,8 +402,19 @@ final class RingHandoff: Sendable {
 
     /// `chorus leave`: starts the departure and returns at once; `progress` follows it.
     /// Refused while another transfer runs.
-    func leave() -> Result<Progress, HandoffError> {
+    func leave(force: Bool) -> Result<Progress, HandoffError> {
         guard membership.hasJoined else { return .failure(HandoffError("this node has not joined a cluster yet")) }
+        let remaining = membership.view.members.values.filter {
+            $0.id != localID && $0.status != .left && $0.ringPhase != .leaving
+        }.count
+        // Like Cassandra's decommission: refuse to take keys below their replication
+        // factor unless told to.
+        if remaining < maxN, !force {
+            return .failure(
+                HandoffError(
+                    "after this node leaves, \(remaining) members would remain for a replication factor of \(maxN): keys would keep fewer copies; leave with force to do it anyway"
+                ))
+        }
         if membership.ringPhase == .joining {
             return leaveWhileJoining()
         }
