@@ -77,8 +77,8 @@ public enum Agent {
             store: stateStore.store, replicas: kv.replicas, membership: service, settings: config.store,
             loop: group.next(), metrics: metrics, logger: logger)
         let ring = RingHandoff(
-            membership: service, replicas: kv.replicas, handoff: handoff, settings: config.store, loop: group.next(),
-            logger: logger, exit: exit)
+            membership: service, replicas: kv.replicas, handoff: handoff, antiEntropy: antiEntropy,
+            settings: config.store, loop: group.next(), logger: logger, exit: exit)
 
         let gate = ClientGate()
         let http: Channel

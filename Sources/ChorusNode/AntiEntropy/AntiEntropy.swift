@@ -437,12 +437,19 @@ final class AntiEntropy: @unchecked Sendable {
             }
     }
 
+    /// Ring handoff: after a joining node has pulled `partition` from one replica, it
+    /// reconciles with each other replica by key lists, moving only what differs.
+    func reconcile(partition: Int, with peer: Member) -> EventLoopFuture<(keys: Int, bytes: Int)> {
+        repair(partition: partition, segments: Array(0..<shape.segmentCount), with: peer)
+    }
+
     /// Pushes our copies of `plan.keysToSend`, fetches and merges theirs of
     /// `plan.keysToFetch`, throttled to `repair_rate` objects a second.
     private func move(_ plan: RepairPlan, partition: Int, peer: Member) -> EventLoopFuture<(keys: Int, bytes: Int)> {
-        let placement = membership.view.placement
+        let ring = membership.view.ring
+        // Home replicas, and pending ones while the ring changes.
         let homes = { (bucket: String) -> [NodeID] in
-            placement.homeReplicas(of: partition, n: self.settings.buckets.properties(of: bucket).n)
+            ring.plan(partition: partition, n: self.settings.buckets.properties(of: bucket).n).writeTargets
         }
         // Only to and from home replicas of each key's bucket.
         let sends = plan.keysToSend.filter { homes($0.bucket).contains(peer.id) }

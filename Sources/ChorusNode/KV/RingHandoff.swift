@@ -30,6 +30,7 @@ final class RingHandoff: Sendable {
     let membership: MembershipService
     let replicas: ReplicaStore
     let handoff: HintedHandoff
+    let antiEntropy: AntiEntropy
     let settings: StoreSettings
     let loop: EventLoop
     let logger: Logger
@@ -49,12 +50,13 @@ final class RingHandoff: Sendable {
     private let task = NIOLockedValueBox<RepeatedTask?>(nil)
 
     init(
-        membership: MembershipService, replicas: ReplicaStore, handoff: HintedHandoff, settings: StoreSettings,
-        loop: EventLoop, logger: Logger, exit: @escaping @Sendable (Int32) -> Void
+        membership: MembershipService, replicas: ReplicaStore, handoff: HintedHandoff, antiEntropy: AntiEntropy,
+        settings: StoreSettings, loop: EventLoop, logger: Logger, exit: @escaping @Sendable (Int32) -> Void
     ) {
         self.membership = membership
         self.replicas = replicas
         self.handoff = handoff
+        self.antiEntropy = antiEntropy
         self.settings = settings
         self.loop = loop
         self.logger = logger
@@ -319,10 +321,22 @@ final class RingHandoff: Sendable {
             let plan = ring.plan(partition: partition, n: settings.buckets.properties(of: bucket).n)
             return (settled ? plan.home : plan.home + plan.pending).contains(localID)
         }
+        // Everything from one replica; from the others, only what differs (key lists
+        // with version digests, as anti-entropy's bulk repair exchanges them).
         @Sendable func next(_ index: Int) -> EventLoopFuture<Void> {
             guard index < reachable.count else { return loop.makeSucceededVoidFuture() }
-            return pull(partition, from: reachable[index], after: nil, keeps: keeps, attempt: 0).flatMap {
-                next(index + 1)
+            guard index > 0 else {
+                return pull(partition, from: reachable[0], after: nil, keeps: keeps, attempt: 0).flatMap {
+                    next(1)
+                }
+            }
+            return antiEntropy.reconcile(partition: partition, with: reachable[index]).hop(to: loop).flatMap {
+                [self] moved in
+                update {
+                    $0.objects += moved.keys
+                    $0.bytes += moved.bytes
+                }
+                return next(index + 1)
             }
         }
         return next(0)
