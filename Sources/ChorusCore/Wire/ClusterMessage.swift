@@ -27,7 +27,7 @@ public enum ClusterMessage: Hashable, Sendable {
     case forwardReply(KVResponse)
     /// Bulk repair (DESIGN §6): which keys, at which version digests, does this
     /// replica store in `segments` (of a `segmentCount`-segment tictac tree) of
-    /// `partition`?
+    /// `partition`? A segment count of 0 with no segments asks for the whole partition.
     case repairKeys(partition: Int, segmentCount: Int, segments: [Int])
     /// The keys asked for, sorted by bucket then key; or an error.
     case repairKeysReply(entries: [RepairEntry], error: String?)

@@ -370,14 +370,15 @@ final class AntiEntropy: @unchecked Sendable {
     // MARK: - Bulk repair (TCP)
 
     /// This node's (key, digest) entries of `segments` of `partition`, from storage.
-    func entries(partition: Int, segments: Set<Int>) throws -> [RepairEntry] {
+    /// The keys of `partition` in `segments` (nil: all of them) with their version digests.
+    func entries(partition: Int, segments: Set<Int>?) throws -> [RepairEntry] {
         var entries: [RepairEntry] = []
         var after: ObjectKey?
         while true {
             let page = try replicas.store.scan(partition: partition, after: after, limit: 1000)
             guard let last = page.last else { break }
             for record in page
-            where segments.contains(TictacTree.segment(bucket: record.bucket, key: record.key, shape: shape)) {
+            where segments?.contains(TictacTree.segment(bucket: record.bucket, key: record.key, shape: shape)) ?? true {
                 guard let object = try? ObjectCodec.decode(record.value) else { continue }
                 entries.append(RepairEntry(bucket: record.bucket, key: record.key, digest: VersionDigest.of(object)))
                 if entries.count >= ClusterCodec.maxRepairEntries { return entries }
@@ -392,14 +393,17 @@ final class AntiEntropy: @unchecked Sendable {
         guard case .repairKeys(let partition, let segmentCount, let segments) = message else {
             return loop.makeSucceededFuture(.refused(reason: "not a repair request"))
         }
-        guard partition >= 0, partition < settings.partitions, segmentCount == shape.segmentCount,
+        // Segment count 0 with no segments asks for the whole partition (ring handoff).
+        let whole = segmentCount == 0 && segments.isEmpty
+        guard partition >= 0, partition < settings.partitions, whole || segmentCount == shape.segmentCount,
             segments.allSatisfy({ $0 >= 0 && $0 < segmentCount })
         else {
             return loop.makeSucceededFuture(.repairKeysReply(entries: [], error: "bad repair request"))
         }
         return loop.submit { [self] in
             do {
-                return .repairKeysReply(entries: try entries(partition: partition, segments: Set(segments)), error: nil)
+                return .repairKeysReply(
+                    entries: try entries(partition: partition, segments: whole ? nil : Set(segments)), error: nil)
             } catch {
                 return .repairKeysReply(entries: [], error: "\(error)")
             }
@@ -412,19 +416,20 @@ final class AntiEntropy: @unchecked Sendable {
     }
 
     /// Exchanges key lists for `segments` with `peer` and moves what differs.
-    private func repair(partition: Int, segments: [Int], with peer: Member)
+    /// `segments` nil: the whole partition.
+    private func repair(partition: Int, segments: [Int]?, with peer: Member)
         -> EventLoopFuture<(keys: Int, bytes: Int)>
     {
         let request = ClusterMessage.repairKeys(
-            partition: partition, segmentCount: shape.segmentCount, segments: segments)
-        let requestBytes = 13 + 4 * segments.count
+            partition: partition, segmentCount: segments == nil ? 0 : shape.segmentCount, segments: segments ?? [])
+        let requestBytes = 13 + 4 * (segments?.count ?? 0)
         return membership.sessions.request(request, to: peer.address, timeout: .seconds(30)).hop(to: loop)
             .flatMapThrowing { [self] reply -> (RepairPlan, Int) in
                 guard case .repairKeysReply(let theirs, let error) = reply else {
                     throw Failure(description: "unexpected reply to repairKeys")
                 }
                 if let error { throw Failure(description: "peer: \(error)") }
-                let ours = try entries(partition: partition, segments: Set(segments))
+                let ours = try entries(partition: partition, segments: segments.map(Set.init))
                 let plan = RepairPlan(
                     ours: ours.map { ($0.repairKey, $0.digest) }, theirs: theirs.map { ($0.repairKey, $0.digest) })
                 stats.tcpBytes += UInt64(requestBytes + Self.size(of: theirs))
@@ -440,7 +445,7 @@ final class AntiEntropy: @unchecked Sendable {
     /// Ring handoff: after a joining node has pulled `partition` from one replica, it
     /// reconciles with each other replica by key lists, moving only what differs.
     func reconcile(partition: Int, with peer: Member) -> EventLoopFuture<(keys: Int, bytes: Int)> {
-        repair(partition: partition, segments: Array(0..<shape.segmentCount), with: peer)
+        repair(partition: partition, segments: nil, with: peer)
     }
 
     /// Pushes our copies of `plan.keysToSend`, fetches and merges theirs of
