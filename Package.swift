@@ -67,6 +67,9 @@ let package = Package(
         .testTarget(name: "ChorusCryptoTests", dependencies: ["ChorusCrypto"]),
         .testTarget(name: "ChorusNodeTests", dependencies: ["ChorusNode"]),
         .testTarget(name: "ChorusStorageTests", dependencies: ["ChorusStorage", "CSQLite"]),
+        // Seeded mutation of the wire and storage decoders over Tests/Fuzz/corpus; the
+        // same targets build for libFuzzer in Fuzz/ (tools/fuzz).
+        .testTarget(name: "ChorusFuzzTests", dependencies: ["ChorusCore", "ChorusCrypto"]),
         // Real agent processes on loopback; needs the built `chorus` binary.
         .testTarget(name: "ChorusProcessTests"),
     ],
