@@ -1,0 +1,1 @@
+../../../Tests/ChorusFuzzTests/FuzzTargets.swift
