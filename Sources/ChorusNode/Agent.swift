@@ -1,4 +1,5 @@
 import ChorusCore
+import ChorusStorage
 import Foundation
 import Logging
 import NIOCore
@@ -72,6 +73,7 @@ public enum Agent {
             return 1
         }
         defer { stateStore.store.close() }
+        logStorageHealth(stateStore.store, logger: logger)
 
         let handoff = HintedHandoff(
             store: stateStore.store, replicas: kv.replicas, membership: service, settings: config.store,
@@ -93,7 +95,7 @@ public enum Agent {
                 router: { request, loop in
                     route(
                         request, service: service, kv: kv, handoff: handoff, ring: ring, antiEntropy: antiEntropy,
-                        metrics: metrics, loop: loop)
+                        storage: stateStore.store, metrics: metrics, loop: loop)
                 }
             ).wait()
         } catch {
@@ -154,9 +156,38 @@ public enum Agent {
         return code
     }
 
+    /// Says in the log when the database stops or resumes taking writes (a full disk, an
+    /// I/O error, damage found at run time); `chorus status` shows the same state.
+    static func logStorageHealth(_ store: SQLiteObjectStore, logger: Logger) {
+        let path = store.path
+        store.onHealthChange { health in
+            let metadata: Logger.Metadata = ["path": "\(path)", "detail": "\(health.detail ?? "")"]
+            switch health {
+            case .ok:
+                logger.notice("storage: writable again; writes are accepted", metadata: ["path": "\(path)"])
+            case .diskFull:
+                logger.error(
+                    """
+                    storage: read-only (disk full): writes are refused (clients get 503, nothing is acknowledged) \
+                    until space is freed on the data volume; reads go on
+                    """, metadata: metadata)
+            case .ioError:
+                logger.error(
+                    "storage: read-only (I/O error): writes are refused until a commit succeeds; check the disk",
+                    metadata: metadata)
+            case .corrupt:
+                logger.critical(
+                    """
+                    storage: the database is corrupt: writes are refused from now on; stop the agent and restore \
+                    the data dir from a replica (a restart checks the file and stops)
+                    """, metadata: metadata)
+            }
+        }
+    }
+
     static func route(
         _ request: APIRequest, service: MembershipService, kv: KVService, handoff: HintedHandoff, ring: RingHandoff,
-        antiEntropy: AntiEntropy, metrics: AgentMetrics, loop: EventLoop
+        antiEntropy: AntiEntropy, storage: SQLiteObjectStore, metrics: AgentMetrics, loop: EventLoop
     ) -> EventLoopFuture<APIResponse> {
         if request.path.hasPrefix("/v1/kv/") {
             return KVRoutes.route(request, kv: kv, metrics: metrics, loop: loop)
@@ -196,6 +227,9 @@ public enum Agent {
                 var status = status
                 status.antiEntropy = entropy
                 status.ring = ring.progress
+                let health = storage.health
+                status.storage = StorageView(
+                    state: health.summary, writable: health.isWritable, detail: health.detail, path: storage.path)
                 return .json(status)
             }
         case (.POST, "/v1/repair"):

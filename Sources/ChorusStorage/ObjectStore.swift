@@ -143,12 +143,16 @@ public struct StoreLimits: Sendable, Equatable {
     /// Cap on the total size of stored hints (see `Hint.bytes`); past it `updateHint` fails with
     /// `StoreError.hintsFull` and other writes go on.
     public var maxHintBytes: Int
+    /// Run `PRAGMA quick_check` when opening (the default: a damaged file stops the agent at
+    /// start). Off only in tests that need to reach damage at run time.
+    public var checkIntegrityAtOpen: Bool
 
     public init(
         maxGroupOperations: Int = 1000, maxGroupBytes: Int = 4 << 20, maxQueuedOperations: Int = 16384,
         busyTimeoutMilliseconds: Int32 = 5000, maxIdleReaders: Int = 4, maxDatabasePages: Int? = nil,
-        maxRowBytes: Int? = nil, maxHintBytes: Int = 1 << 30
+        maxRowBytes: Int? = nil, maxHintBytes: Int = 1 << 30, checkIntegrityAtOpen: Bool = true
     ) {
+        self.checkIntegrityAtOpen = checkIntegrityAtOpen
         self.maxGroupOperations = max(1, maxGroupOperations)
         self.maxGroupBytes = max(1, maxGroupBytes)
         self.maxQueuedOperations = max(1, maxQueuedOperations)
@@ -157,6 +161,60 @@ public struct StoreLimits: Sendable, Equatable {
         self.maxDatabasePages = maxDatabasePages
         self.maxRowBytes = maxRowBytes
         self.maxHintBytes = max(0, maxHintBytes)
+    }
+}
+
+/// Whether the store can take writes, as the last failure left it (`chorus status`'s
+/// storage line). Nothing is ever acknowledged that was not committed, whatever the state.
+public enum StoreHealth: Sendable, Equatable, CustomStringConvertible {
+    case ok
+    /// The last commit failed for want of space (SQLITE_FULL, or the `maxDatabasePages`
+    /// cap): writes fail until one commits again, which clears it (space was freed).
+    /// Reads go on.
+    case diskFull(detail: String)
+    /// The last commit failed with an I/O error; cleared like `diskFull` by the next commit.
+    case ioError(detail: String)
+    /// SQLite found the file damaged (SQLITE_CORRUPT or SQLITE_NOTADB) at run time. Sticky:
+    /// every later write is refused at once with `StoreError.corrupt`, so nothing more is
+    /// written to a damaged file; a restart runs the integrity check at open and stops.
+    case corrupt(detail: String)
+
+    public var isWritable: Bool {
+        switch self {
+        case .ok: true
+        case .diskFull, .ioError, .corrupt: false
+        }
+    }
+
+    /// Short state for status output: `ok`, `read-only (disk full)`, ...
+    public var summary: String {
+        switch self {
+        case .ok: "ok"
+        case .diskFull: "read-only (disk full)"
+        case .ioError: "read-only (I/O error)"
+        case .corrupt: "failed (database corrupt)"
+        }
+    }
+
+    public var detail: String? {
+        switch self {
+        case .ok: nil
+        case .diskFull(let detail), .ioError(let detail), .corrupt(let detail): detail
+        }
+    }
+
+    public var description: String { detail.map { "\(summary): \($0)" } ?? summary }
+
+    /// The state a failed commit or read leaves; nil for errors that say nothing about
+    /// the file (a single oversized value, a full queue).
+    init?(after error: StoreError) {
+        switch error {
+        case .diskFull(_, let detail): self = .diskFull(detail: detail)
+        case .io(_, let detail): self = .ioError(detail: detail)
+        case .corrupt(_, let detail): self = .corrupt(detail: detail)
+        case .notADatabase: self = .corrupt(detail: "file is not a database")
+        default: return nil
+        }
     }
 }
 

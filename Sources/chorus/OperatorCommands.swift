@@ -183,7 +183,7 @@ struct StatusCommand: ParsableCommand {
                 ],
                 ["TCP refused", tcpDropped.isEmpty ? "none" : tcpDropped.joined(separator: " ")],
                 ["Keyring", "version \(status.keyringVersion)"],
-            ] + ringRows(status.ring) + entropyRows)
+            ] + ringRows(status.ring) + storageRows(status.storage) + entropyRows)
     }
 }
 
@@ -197,6 +197,12 @@ extension StatusCommand {
             if let error = ring.error { text += " (\(error))" }
         }
         return [["Ring", text]]
+    }
+
+    /// `Storage  read-only (disk full): <SQLite's message>`, or nothing from an older agent.
+    func storageRows(_ storage: StorageView?) -> [[String]] {
+        guard let storage else { return [] }
+        return [["Storage", storage.detail.map { "\(storage.state): \($0)" } ?? storage.state]]
     }
 
     /// Polls `GET /v1/status` until this node answers, is `alive`, and has joined

@@ -67,14 +67,33 @@ public struct StatusView: Codable, Sendable, Equatable {
     /// This node's part in a ring change: joining, leaving, or fetching a removed
     /// node's partitions (absent from older agents).
     public var ring: RingChangeView?
+    /// Whether the database takes writes (absent from older agents).
+    public var storage: StorageView?
 
     enum CodingKeys: String, CodingKey {
-        case name, id, address, status, incarnation, members, datagrams, tcp, ring
+        case name, id, address, status, incarnation, members, datagrams, tcp, ring, storage
         case antiEntropy = "anti_entropy"
         case clusterName = "cluster_name"
         case uptimeSeconds = "uptime_seconds"
         case localHealth = "local_health"
         case keyringVersion = "keyring_version"
+    }
+}
+
+/// The database's state in `chorus status`: `ok`, `read-only (disk full)`, `read-only (I/O
+/// error)` or `failed (database corrupt)` (`StoreHealth.summary`).
+public struct StorageView: Codable, Sendable, Equatable {
+    public var state: String
+    public var writable: Bool
+    /// SQLite's message for the failure that set the state; nil when `ok`.
+    public var detail: String?
+    public var path: String
+
+    public init(state: String, writable: Bool, detail: String?, path: String) {
+        self.state = state
+        self.writable = writable
+        self.detail = detail
+        self.path = path
     }
 }
 
