@@ -1,0 +1,198 @@
+import Foundation
+import Testing
+
+/// Disk faults against a real agent (issue 8): a damaged database stops the agent at
+/// start naming the file; a full disk (a 2 MB tmpfs) makes it refuse writes with a
+/// reason, acknowledge nothing it could not store, keep serving reads, say so in its log
+/// and in `chorus status`, and take writes again once space is freed.
+///
+/// Subnets 127.0.60.x (damaged files) and 127.0.61.x (full disk).
+@Suite("Disk faults, real agents", .serialized)
+struct DiskFaultProcessTests {
+    enum Damage: String, CaseIterable, CustomStringConvertible {
+        case truncatedToHalf = "truncated-half"
+        case garbageHeader = "garbage-header"
+        case overwrittenMiddle = "overwritten-middle"
+
+        var description: String { rawValue }
+    }
+
+    @Test(arguments: Damage.allCases)
+    func damagedDatabaseStopsTheAgentAtStartNamingTheFile(_ damage: Damage) async throws {
+        try await AgentCluster.run(subnet: 60, label: "damaged-db-\(damage)") { cluster in
+            let agent = try cluster.start(name: "node1", hostIndex: 1, join: [])
+            try await cluster.waitUntil("node1 serves", deadline: .seconds(30)) { () async throws -> Bool in
+                (try? await cluster.members(of: agent))?.isEmpty == false
+            }
+            // Enough data for a file of many pages (the stop checkpoints it into the file).
+            let value = String(repeating: "v", count: 2000)
+            for index in 0..<150 {
+                let put = try await agent.kvPut("key-\(index)", value, w: "1")
+                try #require(put.status == 204, "put key-\(index): \(put)")
+            }
+            cluster.terminate(agent)
+            _ = try await cluster.waitForExit(agent)
+
+            let database = agent.dataDir.appendingPathComponent("chorus.db")
+            let size = try #require(
+                try FileManager.default.attributesOfItem(atPath: database.path)[.size] as? Int)
+            try #require(size > 64 * 4096, "database is only \(size) bytes")
+            let handle = try FileHandle(forUpdatingAtPath: database.path).unwrapped("open \(database.path)")
+            switch damage {
+            case .truncatedToHalf:
+                try handle.truncate(atOffset: UInt64(size / 2))
+            case .garbageHeader:
+                try handle.write(contentsOf: Data((0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }))
+            case .overwrittenMiddle:
+                try handle.seek(toOffset: UInt64(size / 2 / 4096 * 4096))
+                try handle.write(contentsOf: Data((0..<12_288).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }))
+            }
+            try handle.close()
+
+            try cluster.restart(agent)
+            let exit = try await cluster.waitForExit(agent)
+            #expect(exit.reason == .exit && exit.status == 1, "agent should exit with status 1, got \(exit)")
+            let tail = agent.logTail(lines: 20)
+            #expect(tail.contains("cannot start: stopping:"), "log: \(tail)")
+            #expect(tail.contains(database.path), "the message names the file: \(tail)")
+            #expect(tail.contains("restore from a replica or remove the data dir"), "log: \(tail)")
+        }
+    }
+
+    @Test func fullDiskRefusesWritesKeepsReadsAndRecoversWhenSpaceIsFreed() async throws {
+        try await AgentCluster.run(subnet: 61, label: "full-disk") { cluster in
+            let mountPoint = cluster.root.appendingPathComponent("tmpfs")
+            try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+            let mount = try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint.path])
+            guard mount.status == 0 else {
+                print(
+                    "SKIPPED fullDiskRefusesWritesKeepsReadsAndRecoversWhenSpaceIsFreed: cannot mount a tmpfs "
+                        + "(needs root): \(mount.output)")
+                return
+            }
+            var agentToStop: Agent?
+            do {
+                // Ballast, removed later to free space without touching the database.
+                let ballast = mountPoint.appendingPathComponent("ballast")
+                try Data(repeating: 0xAB, count: 640 << 10).write(to: ballast)
+                let agent = try cluster.start(
+                    name: "node1", hostIndex: 1, join: [], dataDir: mountPoint.appendingPathComponent("data"))
+                agentToStop = agent
+                try await cluster.waitUntil("node1 serves", deadline: .seconds(30)) { () async throws -> Bool in
+                    (try? await cluster.members(of: agent))?.isEmpty == false
+                }
+                try await checkFullDisk(cluster: cluster, agent: agent, ballast: ballast)
+                cluster.terminate(agent)
+                let exit = try await cluster.waitForExit(agent)
+                #expect(exit.isCleanExit, "graceful stop after the disk filled: \(exit)")
+            } catch {
+                if let agentToStop, agentToStop.isRunning {
+                    try? await cluster.kill9(agentToStop)
+                }
+                _ = try? await run("/bin/umount", ["-l", mountPoint.path])
+                throw error
+            }
+            let unmount = try await run("/bin/umount", [mountPoint.path])
+            #expect(unmount.status == 0, "umount: \(unmount.output)")
+        }
+    }
+
+    private func checkFullDisk(cluster: AgentCluster, agent: Agent, ballast: URL) async throws {
+        // Fill the disk: 8 kB values until writes fail (2 MB cannot hold 400 of them).
+        var acknowledged: [String: String] = [:]
+        var refused: [(key: String, response: KVHTTPResponse)] = []
+        for index in 0..<400 where refused.count < 5 {
+            let key = "fill-\(index)"
+            let value = String(repeating: Character(UnicodeScalar(UInt8(97 + index % 26))), count: 8192)
+            let put = try await agent.kvPut(key, value, w: "1")
+            if put.status == 204 {
+                acknowledged[key] = value
+            } else {
+                refused.append((key, put))
+            }
+        }
+        try #require(!refused.isEmpty, "400 writes of 8 kB fitted on a 2 MB tmpfs")
+        print("full disk: \(acknowledged.count) writes of 8 kB acknowledged, then refused: \(refused[0].response)")
+        #expect(!acknowledged.isEmpty)
+        #expect(agent.isRunning, "the agent must not crash on a full disk")
+        for (key, response) in refused {
+            #expect((500...599).contains(response.status), "\(key): \(response)")
+            #expect(response.text.contains("disk full"), "\(key): the reason is given: \(response.text)")
+        }
+
+        // Said in the log and in `chorus status`.
+        #expect(agent.log.contains("storage: read-only (disk full)"))
+        let status = try await cluster.command(["status", "--http-addr", agent.httpAddress])
+        #expect(status.stdout.contains("read-only (disk full)"), "chorus status: \(status.stdout)")
+        let json = try await cluster.command(["status", "--format", "json", "--http-addr", agent.httpAddress])
+        let storage = try JSONDecoder().decode(StatusStorage.self, from: Data(json.stdout.utf8)).storage
+        #expect(storage?.state == "read-only (disk full)" && storage?.writable == false, "\(json.stdout)")
+
+        // Reads go on: every acknowledged write is there, no refused one is.
+        for (key, value) in acknowledged {
+            let get = try await agent.kvGet(key, r: "1")
+            #expect(get.status == 200 && get.text == value, "\(key): \(get.status)")
+        }
+        for (key, _) in refused {
+            let get = try await agent.kvGet(key, r: "1")
+            #expect(get.status == 404, "refused write \(key) must not be stored: \(get.status)")
+        }
+
+        // Freeing space: the next write commits and the store is writable again.
+        try FileManager.default.removeItem(at: ballast)
+        var recovered: KVHTTPResponse?
+        for attempt in 0..<10 {
+            let put = try await agent.kvPut("after-\(attempt)", "space again", w: "1")
+            if put.status == 204 {
+                recovered = put
+                break
+            }
+        }
+        #expect(recovered != nil, "no write succeeded after space was freed")
+        try await cluster.waitUntil("storage writable", deadline: .seconds(10)) { () async throws -> Bool in
+            let json = try await cluster.command(["status", "--format", "json", "--http-addr", agent.httpAddress])
+            return try JSONDecoder().decode(StatusStorage.self, from: Data(json.stdout.utf8)).storage?.writable == true
+        }
+        #expect(agent.log.contains("storage: writable again"))
+    }
+
+    /// The storage part of `chorus status --format json`.
+    struct StatusStorage: Decodable {
+        struct Storage: Decodable {
+            var state: String
+            var writable: Bool
+            var detail: String?
+        }
+        var storage: Storage?
+    }
+
+    /// Runs a short system command (mount, umount) to completion.
+    private func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = arguments
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = pipe
+                do {
+                    try process.run()
+                    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    continuation.resume(
+                        returning: (process.terminationStatus, String(decoding: output, as: UTF8.self)))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}
+
+extension Optional {
+    fileprivate func unwrapped(_ what: String) throws -> Wrapped {
+        guard let self else { throw HarnessError("cannot \(what)") }
+        return self
+    }
+}
