@@ -25,7 +25,11 @@ public enum DurationParsing {
             rest = rest.dropFirst(unit.count)
             let nanos = value * Double(scale)
             guard nanos.isFinite, nanos < 9e18 else { return nil }
-            total += Int64(nanos)
+            // Each part fits, their sum may not (`?timeout=2000000h2000000h2000000h` trapped
+            // the agent): too long is not a duration.
+            let (sum, overflow) = total.addingReportingOverflow(Int64(nanos))
+            guard !overflow else { return nil }
+            total = sum
         }
         return .nanoseconds(total)
     }

@@ -134,7 +134,10 @@ final class HTTPAPIServer: Sendable {
             guard let components = URLComponents(string: uri) else { return (uri, [:]) }
             var query: [String: String] = [:]
             for item in components.queryItems ?? [] { query[item.name] = item.value ?? "" }
-            return (components.percentEncodedPath, query)
+            // The path as sent: URLComponents repairs invalid percent escapes ("%zz" becomes
+            // "%25zz"), which would make `/v1/kv/b/%zz` name the key "%zz" instead of being refused.
+            guard uri.hasPrefix("/") else { return (components.percentEncodedPath, query) }
+            return (String(uri.prefix { $0 != "?" && $0 != "#" }), query)
         }
     }
 }
