@@ -6,7 +6,7 @@ import Testing
 /// bounded number of seeded mutations of it. Deterministic: a failure prints the
 /// iteration and the input in hex, and reruns the same way.
 ///
-/// `CHORUS_FUZZ_ITERATIONS` changes the mutation count per target (default 4,000:
+/// `CHORUS_FUZZ_ITERATIONS` changes the mutation count per target (default 50,000:
 /// the suite stays well under a minute in a debug build). `CHORUS_FUZZ_WRITE_SEEDS=1`
 /// rewrites the `seed-*.bin` files from the encoders (crashers are kept).
 @Suite struct FuzzCorpusTests {
@@ -15,7 +15,7 @@ import Testing
         .appendingPathComponent("Fuzz/corpus")
 
     static var iterations: Int {
-        ProcessInfo.processInfo.environment["CHORUS_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 4_000
+        ProcessInfo.processInfo.environment["CHORUS_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 50_000
     }
 
     static func corpus(of target: FuzzTarget) throws -> [(name: String, bytes: [UInt8])] {
