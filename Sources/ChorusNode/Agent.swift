@@ -27,6 +27,8 @@ public enum Agent {
             ReloadableLogHandler(label: label, level: logLevel)
         }
         logger[metadataKey: "node"] = "\(config.name)"
+        // systemd readiness (Type=notify) when $NOTIFY_SOCKET is set; else no-ops.
+        let readiness = ServiceReadiness()
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
@@ -104,6 +106,20 @@ public enum Agent {
             return 1
         }
         logger.info("HTTP API listening", metadata: ["address": "\(config.httpAddr)"])
+        // READY=1 once the node has also joined (a seed or known peer answered): until
+        // then it refuses client requests with 503, so it is not serving yet.
+        if readiness.notifier.isEnabled {
+            readiness.notifier.status("joining the cluster; HTTP API on \(config.httpAddr)")
+            group.next().scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(50)) { task in
+                guard readiness.isStarting else {
+                    task.cancel()
+                    return
+                }
+                guard service.hasJoined else { return }
+                readiness.ready(status: "serving; HTTP API on \(config.httpAddr)")
+                task.cancel()
+            }
+        }
 
         // SIGTERM / SIGINT: graceful stop. New client requests get 503 (clients
         // retry elsewhere) while those in flight finish (at most 5 s); then the
@@ -120,18 +136,24 @@ public enum Agent {
                 guard received == SIGHUP else { break }
                 // SIGHUP: reload what can change while running: the log level and
                 // the keyring file (other settings need a restart).
-                do {
-                    if let reload {
-                        let fresh = try reload()
-                        logLevel.value = Logger.Level(rawValue: fresh.logLevel) ?? logLevel.value
+                readiness.reload {
+                    do {
+                        if let reload {
+                            let fresh = try reload()
+                            logLevel.value = Logger.Level(rawValue: fresh.logLevel) ?? logLevel.value
+                        }
+                        let keys = try service.reloadKeyring()
+                        signalLogger.notice(
+                            "reloaded", metadata: ["log_level": "\(logLevel.value)", "keys": "\(keys)"])
+                        return "serving; reloaded log_level=\(logLevel.value) keys=\(keys)"
+                    } catch {
+                        signalLogger.error(
+                            "reload failed; keeping the running settings", metadata: ["error": "\(error)"])
+                        return "serving; reload failed: \(error)"
                     }
-                    let keys = try service.reloadKeyring()
-                    signalLogger.notice(
-                        "reloaded", metadata: ["log_level": "\(logLevel.value)", "keys": "\(keys)"])
-                } catch {
-                    signalLogger.error("reload failed; keeping the running settings", metadata: ["error": "\(error)"])
                 }
             }
+            readiness.stopping(status: "stopping; draining client requests")
             signalLogger.notice("received signal, draining client requests", metadata: ["signal": "\(received)"])
             let started = NIODeadline.now()
             gate.drain(on: drainLoop, timeout: .seconds(5)).flatMap { unfinished in

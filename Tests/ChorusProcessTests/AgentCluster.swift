@@ -127,17 +127,19 @@ final class AgentCluster {
     }
 
     /// Creates and launches an agent. `key` defaults to the cluster key; `dataDir`
-    /// defaults to a fresh folder named after the agent.
+    /// defaults to a fresh folder named after the agent; `environment` is added to
+    /// the agent's (clean) environment.
     @discardableResult
     func start(
         name: String, hostIndex: Int, join: [String], key: String? = nil, dataDir: URL? = nil,
-        extraArguments: [String] = []
+        extraArguments: [String] = [], environment: [String: String] = [:]
     ) throws -> Agent {
         let agent = Agent(
             name: name, host: host(hostIndex),
             dataDir: dataDir ?? root.appendingPathComponent("\(name)-data-\(agents.count)"),
             logFile: root.appendingPathComponent("\(name)-\(agents.count).log"),
             join: join, key: key ?? self.key, extraArguments: extraArguments)
+        agent.environment = environment
         try FileManager.default.createDirectory(at: agent.dataDir, withIntermediateDirectories: true)
         agents.append(agent)
         try launch(agent)
@@ -178,7 +180,8 @@ final class AgentCluster {
         arguments += Self.timingFlags + agent.extraArguments
 
         agent.process = try SpawnedProcess(
-            executable: binary.path, arguments: arguments, environment: Self.cleanEnvironment(),
+            executable: binary.path, arguments: arguments,
+            environment: Self.cleanEnvironment().merging(agent.environment) { _, extra in extra },
             logFile: agent.logFile.path)
         agent.starts += 1
     }
@@ -383,7 +386,8 @@ final class AgentCluster {
         var text = "==== \(header)\n==== cluster folder: \(root.path)\n"
         for agent in agents {
             let running = agent.isRunning ? "running" : "not running"
-            text += "---- \(agent.name) (\(agent.gossipAddress), \(running)) log \(agent.logFile.path), last \(lines) lines:\n"
+            text +=
+                "---- \(agent.name) (\(agent.gossipAddress), \(running)) log \(agent.logFile.path), last \(lines) lines:\n"
             text += agent.logTail(lines: lines) + "\n"
         }
         return text
@@ -399,10 +403,13 @@ final class Agent {
     let join: [String]
     let key: String
     let extraArguments: [String]
+    /// Added to the agent's environment at every (re)start.
+    var environment: [String: String] = [:]
     var process: SpawnedProcess?
     var starts = 0
 
-    init(name: String, host: String, dataDir: URL, logFile: URL, join: [String], key: String, extraArguments: [String]) {
+    init(name: String, host: String, dataDir: URL, logFile: URL, join: [String], key: String, extraArguments: [String])
+    {
         self.name = name
         self.host = host
         self.dataDir = dataDir

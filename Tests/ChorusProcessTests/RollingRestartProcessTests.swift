@@ -43,7 +43,7 @@ struct RollingRestartProcessTests {
         for (k, v) in extra { env[k] = v }
         process.environment = env
         let logURL = dir.appendingPathComponent("output-\(UUID().uuidString.prefix(6)).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logURL)
         process.standardOutput = handle
         process.standardError = handle
