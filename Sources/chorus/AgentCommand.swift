@@ -16,7 +16,7 @@ struct AgentCommand: ParsableCommand {
                     return "  \(flag) \(setting.environmentVariable)\n      \(setting.key): \(setting.help)"
                 }.joined(separator: "\n")
                 + "\n\n--join and --tag (k=v) may repeat; their variables take comma-separated lists."
-            + " Buckets ([buckets.NAME] tables) are set in the file only.")
+                + " Buckets ([buckets.NAME] tables) are set in the file only.")
 
     @Option(name: .long, help: "Path of a chorus.toml config file.")
     var config: String?
@@ -36,7 +36,9 @@ struct AgentCommand: ParsableCommand {
                 file: config ?? environment["CHORUS_CONFIG"], environment: environment, flags: flags,
                 hostName: ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "chorus")
         } catch {
-            FileHandle.standardError.write(Data("chorus agent: config error: \(error)\n".utf8))
+            // One line, like every line the agent writes (the log has no node name yet).
+            let text = "\(error)".replacingOccurrences(of: "\n", with: "\\n")
+            FileHandle.standardError.write(Data("chorus agent: config error: \(text)\n".utf8))
             throw ExitCode(2)
         }
         if checkConfig {
