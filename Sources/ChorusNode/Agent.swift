@@ -106,8 +106,9 @@ public enum Agent {
             return 1
         }
         logger.info("HTTP API listening", metadata: ["address": "\(config.httpAddr)"])
-        // READY=1 once the node has also joined (a seed or known peer answered): until
-        // then it refuses client requests with 503, so it is not serving yet.
+        // READY=1 once the node serves, as `chorus status --wait-healthy` sees it: it
+        // has joined (a seed or known peer answered; until then it refuses client
+        // requests with 503) and, new to the ring, holds its partitions.
         if readiness.notifier.isEnabled {
             readiness.notifier.status("joining the cluster; HTTP API on \(config.httpAddr)")
             group.next().scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(50)) { task in
@@ -115,7 +116,7 @@ public enum Agent {
                     task.cancel()
                     return
                 }
-                guard service.hasJoined else { return }
+                guard service.hasJoined, service.ringPhase != .joining else { return }
                 readiness.ready(status: "serving; HTTP API on \(config.httpAddr)")
                 task.cancel()
             }

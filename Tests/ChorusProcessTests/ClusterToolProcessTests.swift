@@ -46,7 +46,11 @@ struct ClusterToolProcessTests {
             #expect(seconds != nil && seconds! >= 0, "phase \(phase) missing or without seconds:\n\(output)")
         }
         #expect(output.contains("SIGTERM -> exit 0"), "\(output)")
-        #expect(output.contains("incarnation 1 -> "), "\(output)")
+        let incarnations = output.split(separator: "\n").first { $0.hasPrefix("phase alive") }
+            .flatMap { $0.split(separator: "incarnation ").last }?.split(separator: " ")
+        let before = incarnations.flatMap { $0.first }.flatMap { UInt64($0) }
+        let after = incarnations.flatMap { $0.last }.flatMap { UInt64($0) }
+        #expect(before != nil && after != nil && after! > before!, "no higher incarnation:\n\(output)")
         #expect(output.contains("restarted node2 in "), "\(output)")
 
         // It serves: alive, joined, takes a quorum write, and every member sees it alive.
