@@ -1,12 +1,12 @@
 import Foundation
 import Testing
 
-/// `tools/cluster` on its own loopback /24 (CHORUS_CLUSTER_NET=127.0.70) and folder:
-/// `restart NAME` waits for every phase of a restart and reports each, and the node
-/// serves afterwards. Runs the agents from CHORUS_BIN (no swift build inside swift test).
+/// `tools/cluster` on its own loopback /24 (CHORUS_CLUSTER_NET=127.0.72; tools/bench-kv
+/// takes 127.0.70-71) and folder: `restart NAME` waits for every phase of a restart and
+/// reports each, and the node serves afterwards. Runs the agents from CHORUS_BIN (no swift build inside swift test).
 @Suite("tools/cluster, real agents", .serialized)
 struct ClusterToolProcessTests {
-    static let net = "127.0.70"
+    static let net = "127.0.72"
     static let phases = ["stop", "http", "alive", "hints", "serving"]
 
     /// "phase NAME  S.SSs  what" lines by phase name (the seconds, or nil for "-").
@@ -81,7 +81,7 @@ struct ClusterToolProcessTests {
 
         // The recorded net wins; asking for another one is refused.
         let (wrongNet, wrongOutput) = try RollingRestartProcessTests.run(
-            tool, ["status"], dir: dir, env: env.merging(["CHORUS_CLUSTER_NET": "127.0.73"]) { _, new in new },
+            tool, ["status"], dir: dir, env: env.merging(["CHORUS_CLUSTER_NET": "127.0.74"]) { _, new in new },
             timeout: 30)
         #expect(wrongNet != 0 && wrongOutput.contains("runs on \(Self.net).x"), "\(wrongOutput)")
 

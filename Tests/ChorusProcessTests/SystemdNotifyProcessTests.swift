@@ -9,11 +9,11 @@ import Testing
 
 /// The agent's sd_notify readiness, seen from the service manager's side: the test
 /// binds the AF_UNIX datagram socket systemd would, and points `NOTIFY_SOCKET` at it.
-/// Loopback subnet 127.0.71.x.
+/// Loopback subnet 127.0.73.x (tools/bench-kv uses 127.0.70-71).
 @Suite("systemd readiness, real agents", .serialized)
 struct SystemdNotifyProcessTests {
     @Test func readyOnlyOnceJoinedAndServingStoppingOnSigtermReloadingOnSighup() async throws {
-        try await AgentCluster.run(subnet: 71, label: "sd-notify") { cluster in
+        try await AgentCluster.run(subnet: 73, label: "sd-notify") { cluster in
             let pathSocket = try NotifySocket(path: cluster.root.appendingPathComponent("notify.sock").path)
             let abstractSocket = try NotifySocket(
                 abstractName: "chorus-test-\(getpid())-\(UUID().uuidString.prefix(8))")
