@@ -6,6 +6,14 @@ public enum Fault: Sendable, Codable, Hashable {
     /// The node processes nothing for `duration` (a GC pause, CPU starvation): its
     /// timers and inbound datagrams wait (up to the receive buffer) until it resumes.
     case pause(node: Int, duration: Duration)
+    /// For `duration` the node is slow, not frozen (CPU starvation, a GC-heavy or
+    /// overloaded process: the case Lifeguard §2 describes and its evaluation injects):
+    /// it reads each inbound datagram (and TCP answer, and push-pull reply) `lag` after
+    /// it arrived, in arrival order, and its timers fire `lag × timerLag` late — timers
+    /// fire as soon as the process runs, while datagrams wait behind the backlog. So it
+    /// sends pings on time but reads their acks late: without Lifeguard it times out
+    /// its probes and suspects healthy members.
+    case slow(node: Int, duration: Duration, lag: Duration, timerLag: Double)
     /// The partition is in force for `duration`, then heals; views must converge
     /// within the scenario's convergence bound after that.
     case partition(Partition, duration: Duration)

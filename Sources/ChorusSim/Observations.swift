@@ -3,7 +3,8 @@ import ChorusCore
 /// What the simulator knows about every node's view, kept up to date from the
 /// `memberChanged` effects, and the invariants and measurements derived from it:
 /// - incarnations never go backwards in any view;
-/// - no live, unpaused node is declared dead by a node it can reach (false positive);
+/// - no live node that is neither paused nor slow (nor was within the verdict window)
+///   is declared dead by a node it can reach (false positive);
 /// - every crashed node is seen dead by every live node within the detection bound;
 /// - views converge after a partition heals.
 ///
@@ -33,6 +34,8 @@ struct Observations {
     var crashIndex: [Int?]
     var pauses: [PauseRecord] = []
     var openPause: [Int?]
+    var slows: [SlowRecord] = []
+    var openSlow: [Int?]
     var announcement: Announcement?
 
     struct Violations {
@@ -69,6 +72,23 @@ struct Observations {
         var aliveEverywhereAfter: Double?
     }
 
+    /// One slow episode, and what happened from its start to the node's next episode
+    /// (or the end): the node's health, its accusations of healthy members, and how
+    /// the others saw it.
+    struct SlowRecord {
+        let node: Int
+        let at: MonotonicTime
+        let duration: Duration
+        let lag: Duration
+        /// Highest local health score it reached while slow or reading its backlog.
+        var peakLocalHealth = 0
+        /// Healthy members that turned suspect, and dead (false positives), in its view.
+        var falseSuspicions = 0
+        var falsePositives = 0
+        var suspectedBy: Set<Int> = []
+        var deadBy: Set<Int> = []
+    }
+
     struct Announcement {
         let node: Int
         let at: MonotonicTime
@@ -84,6 +104,7 @@ struct Observations {
         aliveViews = [Int](repeating: 0, count: nodeCount)
         crashIndex = [Int?](repeating: nil, count: nodeCount)
         openPause = [Int?](repeating: nil, count: nodeCount)
+        openSlow = openPause
     }
 
     func view(of subject: Int, by observer: Int) -> MemberStatus? {

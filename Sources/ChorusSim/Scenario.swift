@@ -89,14 +89,31 @@ extension Scenario {
         public init() {}
     }
 
+    /// Repeated slow episodes of one node (`Fault.slow`): lengths, gaps and inbound
+    /// lags uniform in their ranges. The default lags straddle the suspicion floor of
+    /// 100 nodes (8 s): short ones make an unaided node suspect healthy members, long
+    /// ones keep it from reading their refutations before its suspicions expire.
+    public struct SlowPattern: Sendable, Hashable {
+        public var shortest: Duration = .seconds(10)
+        public var longest: Duration = .seconds(60)
+        public var shortestGap: Duration = .seconds(5)
+        public var longestGap: Duration = .seconds(30)
+        public var smallestLag: Duration = .seconds(1)
+        public var largestLag: Duration = .seconds(16)
+        /// Timers fire this fraction of the inbound lag late.
+        public var timerLag: Double = 0.1
+        public init() {}
+    }
+
     /// The scenario `chorus sim` and `tools/bench-sim` run: `nodes` nodes over a network
     /// with `loss`; `crashes` random nodes crash at random times after the warm-up,
     /// early enough to be detected within the run; `pauses` other random nodes pause
-    /// again and again following `pausePattern`; one more node announces a tag change
-    /// just after the warm-up, for the dissemination measurement.
+    /// again and again following `pausePattern`; `slow` others are slow again and again
+    /// following `slowPattern`; one more node announces a tag change just after the
+    /// warm-up, for the dissemination measurement.
     public static func standard(
-        nodes: Int, duration: Duration, loss: Double, crashes: Int, pauses: Int, seed: UInt64,
-        lifeguard: Bool = true, pausePattern: PausePattern = PausePattern()
+        nodes: Int, duration: Duration, loss: Double, crashes: Int, pauses: Int, slow: Int = 0, seed: UInt64,
+        lifeguard: Bool = true, pausePattern: PausePattern = PausePattern(), slowPattern: SlowPattern = SlowPattern()
     ) -> Scenario {
         var settings = SWIMSettings()
         settings.lifeguard = lifeguard
@@ -108,7 +125,7 @@ extension Scenario {
         // Fault placement draws from its own stream of the same seed, so adding a
         // fault kind never shifts the network's draws.
         var random = SeededRandom(seed: SimMath.mix(seed ^ 0x5343_454E_4152_494F))
-        let chosen = random.distinctIndices(min(nodes, crashes + pauses + 1), below: nodes)
+        let chosen = random.distinctIndices(min(nodes, crashes + pauses + slow + 1), below: nodes)
         let announcer = chosen.first ?? 0
         scenario.faults.append(ScheduledFault(at: scenario.warmUp + .seconds(1), .announce(node: announcer)))
         let latestCrash = max(scenario.warmUp, duration - scenario.effectiveDetectionBound)
@@ -116,12 +133,23 @@ extension Scenario {
             let at = random.duration(between: scenario.warmUp + .seconds(2), and: latestCrash)
             scenario.faults.append(ScheduledFault(at: at, .crash(node: node)))
         }
-        for node in chosen.dropFirst(1 + crashes) {
+        for node in chosen.dropFirst(1 + crashes).prefix(pauses) {
             var at = scenario.warmUp + random.duration(between: .zero, and: pausePattern.longestGap)
             while at < duration - .seconds(30) {
                 let length = random.duration(between: pausePattern.shortest, and: pausePattern.longest)
                 scenario.faults.append(ScheduledFault(at: at, .pause(node: node, duration: length)))
                 at += length + random.duration(between: pausePattern.shortestGap, and: pausePattern.longestGap)
+            }
+        }
+        for node in chosen.dropFirst(1 + crashes + pauses) {
+            var at = scenario.warmUp + random.duration(between: .zero, and: slowPattern.longestGap)
+            while at < duration - .seconds(30) {
+                let length = random.duration(between: slowPattern.shortest, and: slowPattern.longest)
+                let lag = random.duration(between: slowPattern.smallestLag, and: slowPattern.largestLag)
+                scenario.faults.append(
+                    ScheduledFault(
+                        at: at, .slow(node: node, duration: length, lag: lag, timerLag: slowPattern.timerLag)))
+                at += length + random.duration(between: slowPattern.shortestGap, and: slowPattern.longestGap)
             }
         }
         scenario.faults.sort { $0.at < $1.at }

@@ -13,6 +13,9 @@ enum SimEvent {
     /// `scenario.faults[index]` strikes.
     case fault(index: Int)
     case resume(node: Int)
+    /// A slow node reads an inbound that waited `lag` (its backlog, in order).
+    case lateInbound(node: Int, inbound: Inbound)
+    case endSlow(node: Int)
     case heal(partition: Int)
     case detectionCheck(crash: Int)
     case convergenceCheck(partition: Int)

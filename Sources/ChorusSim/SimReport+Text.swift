@@ -19,9 +19,11 @@ extension SimReport {
             ("detection, any observer", summary(detection.allObservers)),
             ("detection, first observer", summary(detection.firstObserver)),
             ("detection, last observer", summary(detection.lastObserver)),
+            ("crash to first suspicion", summary(detection.firstSuspicion)),
+            ("detection after suspicion", summary(detection.sinceFirstSuspicion)),
             ("detection bound", seconds(detection.boundSeconds)),
             ("false positives", "\(falsePositives)"),
-            ("late verdicts (paused)", "\(foundedLateVerdicts)"),
+            ("late verdicts (paused, slow)", "\(foundedLateVerdicts)"),
             ("false suspicions", "\(falseSuspicions)"),
         ]
         if let dissemination {
@@ -44,6 +46,13 @@ extension SimReport {
             rows.append(("pauses", "\(pauses.count)"))
             rows.append(("pauses suspected", "\(pauses.filter { $0.suspectedBy > 0 }.count)"))
             rows.append(("pauses declared dead", "\(pauses.filter { $0.declaredDeadBy > 0 }.count)"))
+        }
+        if !slowEpisodes.isEmpty {
+            rows.append(("slow episodes", "\(slowEpisodes.count)"))
+            rows.append(("false positives by slow nodes", "\(slowEpisodes.map(\.falsePositives).reduce(0, +))"))
+            rows.append(("false suspicions by slow nodes", "\(slowEpisodes.map(\.falseSuspicions).reduce(0, +))"))
+            rows.append(("slow nodes' peak local health", "\(slowEpisodes.map(\.peakLocalHealth).max() ?? 0)"))
+            rows.append(("slow episodes declared dead", "\(slowEpisodes.filter { $0.declaredDeadBy > 0 }.count)"))
         }
         rows += [
             ("events", "\(events)"),

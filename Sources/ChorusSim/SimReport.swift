@@ -22,6 +22,7 @@ public struct SimReport: Sendable, Codable {
     public var dissemination: Dissemination?
     public var traffic: Traffic
     public var pauses: [PauseOutcome]
+    public var slowEpisodes: [SlowOutcome]
     public var invariants: [Invariant]
     public var passed: Bool
     public var events: Int
@@ -35,6 +36,12 @@ public struct SimReport: Sendable, Codable {
         public var allObservers: Percentiles
         public var firstObserver: Percentiles
         public var lastObserver: Percentiles
+        /// Over every (crash, observer) pair, from the crash's first suspicion (the end
+        /// of the first failed probe round) rather than from the crash: the part the
+        /// suspicion timeout and dissemination govern, without the wait for a probe.
+        public var sinceFirstSuspicion: Percentiles
+        /// From the crash to its first suspicion, one value per crash.
+        public var firstSuspicion: Percentiles
         public var boundSeconds: Double
     }
 
@@ -71,6 +78,7 @@ public struct SimReport: Sendable, Codable {
         public var tcpBytesPerNodePerSecond: Double
         public var datagramsLost: Int
         public var datagramsDroppedWhilePaused: Int
+        public var datagramsDroppedWhileSlow: Int
     }
 
     public struct PauseOutcome: Sendable, Codable {
@@ -83,6 +91,22 @@ public struct SimReport: Sendable, Codable {
         public var declaredDeadBy: Int
         /// Seconds from resuming until every live node sees it alive again.
         public var aliveEverywhereAfterSeconds: Double?
+    }
+
+    public struct SlowOutcome: Sendable, Codable {
+        public var node: Int
+        public var atSeconds: Double
+        public var durationSeconds: Double
+        public var lagSeconds: Double
+        /// Highest Lifeguard local health score it reached (0 ... maxLocalHealth − 1).
+        public var peakLocalHealth: Int
+        /// In its own view, from the episode's start to its next one (or the end):
+        /// healthy members it saw suspect, and dead (false positives).
+        public var falseSuspicions: Int
+        public var falsePositives: Int
+        /// Live nodes that saw it suspect, and dead, over the same span.
+        public var suspectedBy: Int
+        public var declaredDeadBy: Int
     }
 
     public struct Invariant: Sendable, Codable {

@@ -41,7 +41,9 @@ extension Simulator {
             checkAnnouncement()
         }
         guard new != old else { return }
-        let healthy = !crashed[subject] && !paused[subject] && partitions.connects(observer, subject)
+        let healthy =
+            !crashed[subject] && !paused[subject] && !isSlow(subject) && partitions.connects(observer, subject)
+        let slowObserver = observations.openSlow[observer]
         switch change.current {
         case .dead:
             if let crash = observations.crashIndex[subject] {
@@ -54,11 +56,17 @@ extension Simulator {
                     observations.foundedLateVerdicts += 1
                 } else {
                     observations.falsePositives.add("\(now): node \(observer) declared live node \(subject) dead")
+                    if let slowObserver { observations.slows[slowObserver].falsePositives += 1 }
                 }
             }
             if let pause = observations.openPause[subject] { observations.pauses[pause].deadBy.insert(observer) }
+            if let slow = observations.openSlow[subject] { observations.slows[slow].deadBy.insert(observer) }
         case .suspect:
-            if healthy { observations.falseSuspicions += 1 }
+            if healthy {
+                observations.falseSuspicions += 1
+                if let slowObserver { observations.slows[slowObserver].falseSuspicions += 1 }
+            }
+            if let slow = observations.openSlow[subject] { observations.slows[slow].suspectedBy.insert(observer) }
             if let crash = observations.crashIndex[subject], observations.crashes[crash].firstSuspectedAfter == nil {
                 observations.crashes[crash].firstSuspectedAfter = now.since(observations.crashes[crash].at).seconds
             }
@@ -79,12 +87,13 @@ extension Simulator {
         }
     }
 
-    /// Whether `node` was paused or cut off by a partition at any time in the last
-    /// `window`: a dead verdict about it now may stem from a suspicion begun then.
+    /// Whether `node` was paused, slow or cut off by a partition at any time in the
+    /// last `window`: a dead verdict about it now may stem from a suspicion begun then.
     func wasUnresponsive(_ node: Int, within window: Duration) -> Bool {
         let since = now + (.zero - window)
         if let cutOff = lastCutOff[node], cutOff >= since { return true }
         return partitions.isolatesAnyone(node) || wasPaused(node, from: since, to: now)
+            || wasSlow(node, from: since, to: now)
     }
 
     /// Every live node but `subject` sees it alive.
@@ -111,6 +120,18 @@ extension Simulator {
         observations.pauses.append(Observations.PauseRecord(node: node, at: now, duration: duration))
     }
 
+    func recordSlow(_ node: Int, duration: Duration, lag: Duration) {
+        observations.openSlow[node] = observations.slows.count
+        observations.slows.append(Observations.SlowRecord(node: node, at: now, duration: duration, lag: lag))
+    }
+
+    /// Tracks the highest local health a slow node reaches (Lifeguard's multiplier at work).
+    func noteHealth(_ node: Int) {
+        guard let slow = observations.openSlow[node], isSlow(node) else { return }
+        let score = nodes[node].localHealth
+        if score > observations.slows[slow].peakLocalHealth { observations.slows[slow].peakLocalHealth = score }
+    }
+
     func resumedPause(_ node: Int) {
         guard let pause = observations.openPause[node] else { return }
         observations.pauses[pause].resumedAt = now
@@ -131,15 +152,17 @@ extension Simulator {
         observations.announcement?.reachedAllAt = now
     }
 
-    /// SWIM's completeness, bounded: every node live at the crash (and not paused
-    /// since, which would excuse lateness) sees the crashed node dead within the bound.
+    /// SWIM's completeness, bounded: every node live at the crash (and not paused or
+    /// slow since, which would excuse lateness) sees the crashed node dead within the bound.
     func checkDetection(_ crash: Int) {
         observations.crashes[crash].checked = true
         let record = observations.crashes[crash]
         let bound = scenario.effectiveDetectionBound.seconds
         for observer in record.observers where !crashed[observer] {
             if let after = record.detectedAfter[observer], after <= bound { continue }
-            if wasPaused(observer, from: record.at, to: now) { continue }
+            if wasPaused(observer, from: record.at, to: now) || wasSlow(observer, from: record.at, to: now) {
+                continue
+            }
             observations.detectionViolations.add(
                 "node \(observer) did not see crashed node \(record.node) dead within \(format(bound, digits: 1)) s of \(record.at)"
             )
@@ -153,8 +176,10 @@ extension Simulator {
     func checkConvergence(after partition: Int) {
         let n = observations.nodeCount
         let recent = now + (.zero - scenario.suspicionCeiling - scenario.settings.probeInterval * 5)
-        let excused = (0..<n).map { !crashed[$0] && wasPaused($0, from: recent, to: now) }
-        for observer in 0..<n where !crashed[observer] && !paused[observer] {
+        let excused = (0..<n).map {
+            !crashed[$0] && (wasPaused($0, from: recent, to: now) || wasSlow($0, from: recent, to: now))
+        }
+        for observer in 0..<n where !crashed[observer] && !paused[observer] && !isSlow(observer) {
             for subject in 0..<n where subject != observer && !excused[subject] {
                 let slot = observer * n + subject
                 let seen = MemberStatus(rawValue: observations.status[slot])

@@ -3,7 +3,9 @@ import ChorusCore
 /// The shell's periodic full-state sync over TCP (DESIGN §2; memberlist push-pull,
 /// serf reconnect), simulated as a reliable link that a partition cuts: the request
 /// arrives one latency later and the reply one more; a crashed, paused or cut-off
-/// peer simply never answers.
+/// peer simply never answers. A slow node serves requests on time (the stream
+/// handler runs apart from the datagram loop, as in memberlist) but merges the
+/// replies it gets behind its datagram backlog.
 extension Simulator {
     func pushPullTimer(_ node: Int, reconnect: Bool) {
         guard !crashed[node] else { return }
@@ -46,6 +48,7 @@ extension Simulator {
             pending[to].append(.merge(state: state))
             return
         }
+        if delayIfSlow(to, .merge(state: state)) { return }
         mixEvent(6, to, from)
         execute(to, nodes[to].mergeFullState(state, now: now))
         reschedule(to)

@@ -9,6 +9,8 @@ extension Simulator {
         var everyone: [Double] = []
         var firsts: [Double] = []
         var lasts: [Double] = []
+        var sinceSuspicion: [Double] = []
+        var suspicions: [Double] = []
         var crashes: [SimReport.Crash] = []
         for record in observations.crashes {
             let observers = record.observers.filter { !crashed[$0] }
@@ -18,6 +20,10 @@ extension Simulator {
             let last = latencies.count == observers.count ? latencies.max() : nil
             if let first { firsts.append(first) }
             if let last { lasts.append(last) }
+            if let suspected = record.firstSuspectedAfter {
+                suspicions.append(suspected)
+                sinceSuspicion += latencies.map { $0 - suspected }
+            }
             crashes.append(
                 SimReport.Crash(
                     node: record.node, atSeconds: record.at.since(.zero).seconds,
@@ -40,12 +46,20 @@ extension Simulator {
             messagesPerNodePerSecond: Double(traffic.messages) * perNode,
             bytesPerNodePerSecond: Double(traffic.bytes) * perNode,
             tcpBytesPerNodePerSecond: Double(traffic.tcpBytes) * perNode,
-            datagramsLost: traffic.lost, datagramsDroppedWhilePaused: traffic.droppedWhilePaused)
+            datagramsLost: traffic.lost, datagramsDroppedWhilePaused: traffic.droppedWhilePaused,
+            datagramsDroppedWhileSlow: traffic.droppedWhileSlow)
         let pauses = observations.pauses.map { record in
             SimReport.PauseOutcome(
                 node: record.node, atSeconds: record.at.since(.zero).seconds, durationSeconds: record.duration.seconds,
                 suspectedBy: record.suspectedBy.count, declaredDeadBy: record.deadBy.count,
                 aliveEverywhereAfterSeconds: record.aliveEverywhereAfter)
+        }
+        let slowEpisodes = observations.slows.map { record in
+            SimReport.SlowOutcome(
+                node: record.node, atSeconds: record.at.since(.zero).seconds, durationSeconds: record.duration.seconds,
+                lagSeconds: record.lag.seconds, peakLocalHealth: record.peakLocalHealth,
+                falseSuspicions: record.falseSuspicions, falsePositives: record.falsePositives,
+                suspectedBy: record.suspectedBy.count, declaredDeadBy: record.deadBy.count)
         }
         var falsePositives = observations.falsePositives
         let fpHeld = falsePositives.count <= scenario.allowedFalsePositives
@@ -73,11 +87,12 @@ extension Simulator {
             suspicionFloorSeconds: scenario.suspicionFloor.seconds,
             detection: SimReport.Detection(
                 crashes: crashes, allObservers: Percentiles(everyone), firstObserver: Percentiles(firsts),
-                lastObserver: Percentiles(lasts), boundSeconds: bound),
+                lastObserver: Percentiles(lasts), sinceFirstSuspicion: Percentiles(sinceSuspicion),
+                firstSuspicion: Percentiles(suspicions), boundSeconds: bound),
             falsePositives: observations.falsePositives.count,
             foundedLateVerdicts: observations.foundedLateVerdicts, falseSuspicions: observations.falseSuspicions,
             falsePositiveExamples: observations.falsePositives.examples, dissemination: dissemination,
-            traffic: trafficReport, pauses: pauses, invariants: invariants,
+            traffic: trafficReport, pauses: pauses, slowEpisodes: slowEpisodes, invariants: invariants,
             passed: invariants.allSatisfy(\.held), events: events, digest: digest.hex, wallSeconds: wallSeconds,
             simulatedSecondsPerWallSecond: wallSeconds > 0 ? simulated / wallSeconds : 0)
     }

@@ -25,6 +25,14 @@ public final class Simulator {
     var paused: [Bool]
     var pauseEnds: [MonotonicTime]
     var pauseHistory: [[(start: MonotonicTime, end: MonotonicTime)]]
+    /// A slow node's inbound lag (nil when not slow), its timers' lag, when it ends.
+    var slowLag: [Duration?]
+    var slowTimerLag: [Duration]
+    var slowEnds: [MonotonicTime]
+    var slowHistory: [[(start: MonotonicTime, end: MonotonicTime)]]
+    /// Inbounds a (recently) slow node has yet to read, and when it reads the last one.
+    var backlog: [Int]
+    var backlogUntil: [MonotonicTime]
     /// When a partition that cut the node off last healed.
     var lastCutOff: [MonotonicTime?]
     var pending: [[Inbound]]
@@ -63,6 +71,12 @@ public final class Simulator {
         pauseEnds = [MonotonicTime](repeating: .zero, count: count)
         pauseHistory = [[(start: MonotonicTime, end: MonotonicTime)]](repeating: [], count: count)
         pending = [[Inbound]](repeating: [], count: count)
+        slowLag = [Duration?](repeating: nil, count: count)
+        slowTimerLag = [Duration](repeating: .zero, count: count)
+        slowEnds = pauseEnds
+        slowHistory = pauseHistory
+        backlog = [Int](repeating: 0, count: count)
+        backlogUntil = pauseEnds
         lastCutOff = [MonotonicTime?](repeating: nil, count: count)
         tickGeneration = [UInt32](repeating: 0, count: count)
         scheduledTick = [UInt64](repeating: .max, count: count)
@@ -156,6 +170,7 @@ public final class Simulator {
             mixEvent(1, node)
             execute(node, nodes[node].tick(now: now))
             reschedule(node, afterTick: true)
+            noteHealth(node)
         case .datagram(let to, let from, let messages):
             guard !crashed[to] else { return }
             if paused[to] {
@@ -166,6 +181,7 @@ public final class Simulator {
                 }
                 return
             }
+            if delayIfSlow(to, .datagram(from: from, messages: messages)) { return }
             mixEvent(2, to, from)
             execute(to, nodes[to].receive(messages, from: ids[from], at: addresses[from], now: now))
             reschedule(to)
@@ -173,6 +189,9 @@ public final class Simulator {
             guard !crashed[node] else { return }
             if paused[node] {
                 pending[node].append(.tcpProbeAnswer(sequence: sequence, target: target, reachable: reachable))
+                return
+            }
+            if delayIfSlow(node, .tcpProbeAnswer(sequence: sequence, target: target, reachable: reachable)) {
                 return
             }
             mixEvent(3, node, reachable ? 1 : 0)
@@ -190,6 +209,10 @@ public final class Simulator {
             strike(scenario.faults[index].fault, index: index)
         case .resume(let node):
             resume(node)
+        case .lateInbound(let node, let inbound):
+            lateInbound(node, inbound)
+        case .endSlow(let node):
+            endSlow(node)
         case .heal(let partition):
             heal(partition)
         case .detectionCheck(let crash):
@@ -199,12 +222,14 @@ public final class Simulator {
         }
     }
 
-    /// Queues the node's next tick at its `nextDeadline` unless that tick is queued
-    /// already. A tick that leaves a deadline in the past is retried a millisecond on,
-    /// so a core that failed to move a deadline cannot stall the run.
+    /// Queues the node's next tick at its `nextDeadline` (late by the timer lag while
+    /// the node is slow) unless that tick is queued already. A tick that leaves a
+    /// deadline in the past is retried a millisecond on, so a core that failed to move
+    /// a deadline cannot stall the run.
     func reschedule(_ node: Int, afterTick: Bool = false) {
         guard !crashed[node], !paused[node] else { return }
         var time = nodes[node].nextDeadline.nanoseconds
+        if slowLag[node] != nil { time += UInt64(max(0, slowTimerLag[node].nanosecondsClamped)) }
         if time <= now.nanoseconds {
             time = afterTick ? now.nanoseconds + 1_000_000 : now.nanoseconds
         }
@@ -226,10 +251,11 @@ public final class Simulator {
                 digest.mix(target.low)
                 let to = indexByAddress[address]
                 let reachable = to.map { !crashed[$0] && !paused[$0] && partitions.connects(node, $0) } ?? false
+                // A slow target answers over TCP as late as over UDP.
                 let delay =
                     reachable
                     ? network.latency(from: node, to: to!, random: &random)
-                        + network.latency(from: to!, to: node, random: &random)
+                        + network.latency(from: to!, to: node, random: &random) + (slowLag[to!] ?? .zero)
                     : scenario.settings.probeTimeout
                 schedule(
                     .tcpProbeAnswer(node: node, sequence: sequence, target: target, reachable: reachable), after: delay)

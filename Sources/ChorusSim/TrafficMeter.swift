@@ -14,6 +14,8 @@ struct TrafficMeter {
     /// Lost to the network or a partition (all run long).
     var lost = 0
     var droppedWhilePaused = 0
+    /// Dropped because a slow node's backlog filled its receive buffer.
+    var droppedWhileSlow = 0
 
     mutating func sent(messages count: Int, bytes size: Int, at now: MonotonicTime) {
         guard now >= windowStart else { return }

@@ -24,14 +24,44 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Nodes that pause again and again (GC pauses, CPU starvation).") var pauses: Int = 0
     @Option(help: "Shortest pause, seconds.") var pauseMin: Double = 1
     @Option(help: "Longest pause, seconds.") var pauseMax: Double = 10
+    @Option(help: "Nodes that are slow again and again: they read datagrams late (CPU starvation).")
+    var slow: Int = 0
+    @Option(help: "Smallest inbound lag of a slow episode, seconds.") var slowLagMin: Double = 1
+    @Option(help: "Largest inbound lag of a slow episode, seconds.") var slowLagMax: Double = 16
+    @Option(help: "A slow node's timers fire this fraction of its inbound lag late.") var slowTimerLag: Double = 0.1
     @Option(help: "Fraction of datagrams delivered twice.") var duplication: Double = 0
     @Option(help: "Fraction of datagrams delayed past later ones.") var reordering: Double = 0
     @Option(help: "False positives tolerated before the run fails.") var allowedFalsePositives: Int = 0
     @Option(help: "Seed of every random choice in the run.") var seed: UInt64 = 1
     @Option(help: "Lifeguard extensions: on or off.") var lifeguard: Toggle = .on
+    @Option(
+        help: """
+            Leave out Lifeguard parts, comma-separated: probe (local health aware probe), \
+            suspicion (dynamic suspicion timeout), buddy (buddy system), health-suspicion \
+            (local health stretching suspicion timeouts).
+            """)
+    var lifeguardWithout: String = ""
     @Option(help: "Output format: table or json.") var format: OutputFormat = .table
 
     enum Toggle: String, ExpressibleByArgument, CaseIterable { case on, off }
+
+    /// The Lifeguard parts `--lifeguard-without` names.
+    func omittedParts() throws -> LifeguardParts {
+        var parts: LifeguardParts = []
+        for name in lifeguardWithout.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            switch name {
+            case "probe": parts.insert(.localHealthProbe)
+            case "suspicion": parts.insert(.dynamicSuspicion)
+            case "buddy": parts.insert(.buddySystem)
+            case "health-suspicion": parts.insert(.healthAwareSuspicion)
+            case "": continue
+            default:
+                throw ValidationError(
+                    "--lifeguard-without: unknown part \(name) (probe, suspicion, buddy, health-suspicion)")
+            }
+        }
+        return parts
+    }
 
     func validate() throws {
         guard nodes >= 2 else { throw ValidationError("--nodes must be at least 2") }
@@ -43,15 +73,27 @@ struct SimCommand: ParsableCommand {
             throw ValidationError("--crashes plus --pauses must leave at least one healthy node")
         }
         guard pauseMin > 0, pauseMax >= pauseMin else { throw ValidationError("need 0 < --pause-min ≤ --pause-max") }
+        guard slow >= 0, crashes + pauses + slow < nodes else {
+            throw ValidationError("--crashes, --pauses and --slow must leave at least one healthy node")
+        }
+        guard slowLagMin > 0, slowLagMax >= slowLagMin, slowTimerLag >= 0 else {
+            throw ValidationError("need 0 < --slow-lag-min ≤ --slow-lag-max and --slow-timer-lag ≥ 0")
+        }
+        _ = try omittedParts()
     }
 
     func run() throws {
         var pattern = Scenario.PausePattern()
         pattern.shortest = .seconds(pauseMin)
         pattern.longest = .seconds(pauseMax)
+        var slowPattern = Scenario.SlowPattern()
+        slowPattern.smallestLag = .seconds(slowLagMin)
+        slowPattern.largestLag = .seconds(slowLagMax)
+        slowPattern.timerLag = slowTimerLag
         var scenario = Scenario.standard(
-            nodes: nodes, duration: .seconds(duration), loss: loss, crashes: crashes, pauses: pauses, seed: seed,
-            lifeguard: lifeguard == .on, pausePattern: pattern)
+            nodes: nodes, duration: .seconds(duration), loss: loss, crashes: crashes, pauses: pauses, slow: slow,
+            seed: seed, lifeguard: lifeguard == .on, pausePattern: pattern, slowPattern: slowPattern)
+        scenario.settings.lifeguardParts.subtract(try omittedParts())
         scenario.network.duplication = duplication
         scenario.network.reordering = reordering
         scenario.allowedFalsePositives = allowedFalsePositives

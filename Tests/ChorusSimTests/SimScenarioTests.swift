@@ -97,4 +97,62 @@ import Testing
         #expect(report.falsePositives == 0)
         #expect(pause.aliveEverywhereAfterSeconds != nil)
     }
+
+    /// One node of 20 is slow for 40 s: it reads datagrams 12 s late (past the 5.2 s
+    /// suspicion floor) while its timers run 1.2 s late. Lifeguard §2's case.
+    func slowScenario(lifeguard: Bool, without parts: LifeguardParts = []) -> Scenario {
+        var settings = SWIMSettings()
+        settings.lifeguard = lifeguard
+        settings.lifeguardParts.subtract(parts)
+        var scenario = Scenario(
+            nodes: 20, duration: .seconds(120), seed: 5, settings: settings, network: NetworkModel(loss: 0.01))
+        scenario.faults = [
+            ScheduledFault(at: .seconds(10), .slow(node: 7, duration: .seconds(40), lag: .seconds(12), timerLag: 0.1))
+        ]
+        scenario.allowedFalsePositives = 1000
+        return scenario
+    }
+
+    @Test func aSlowNodeWithoutLifeguardDeclaresHealthyMembersDead() throws {
+        let simulator = Simulator(slowScenario(lifeguard: false))
+        let report = simulator.run()
+        let episode = try #require(report.slowEpisodes.first)
+        // Its probes time out before it reads the acks; its suspicions expire before
+        // it reads the refutations.
+        #expect(episode.falseSuspicions > 0)
+        #expect(episode.falsePositives > 0)
+        #expect(report.falsePositives >= episode.falsePositives)
+        #expect(episode.peakLocalHealth == 0)
+        // Once it has read its backlog, views converge again.
+        for observer in 0..<20 {
+            for subject in 0..<20 {
+                #expect(simulator.status(of: subject, seenBy: observer) == .alive)
+            }
+        }
+    }
+
+    @Test func withLifeguardTheSlowNodeStopsAccusingAndDeclaresNoOneDead() throws {
+        let simulator = Simulator(slowScenario(lifeguard: true))
+        let report = simulator.run()
+        let episode = try #require(report.slowEpisodes.first)
+        #expect(report.falsePositives == 0, "\(report.falsePositiveExamples)")
+        // The local health multiplier reached its ceiling: probes stretched × 8.
+        #expect(episode.peakLocalHealth == 7)
+        let plain = try #require(Simulator(slowScenario(lifeguard: false)).run().slowEpisodes.first)
+        #expect(episode.falseSuspicions * 5 <= plain.falseSuspicions)
+        // The others, whom it cannot answer in time, see it dead: a founded verdict.
+        #expect(episode.declaredDeadBy > 0)
+        #expect(report.passed, "\(failures(report))")
+        for observer in 0..<20 {
+            for subject in 0..<20 {
+                #expect(simulator.status(of: subject, seenBy: observer) == .alive)
+            }
+        }
+    }
+
+    @Test func slowNodeRunsReplayFromTheirSeed() {
+        #expect(
+            Simulator(slowScenario(lifeguard: true)).run().digest
+                == Simulator(slowScenario(lifeguard: true)).run().digest)
+    }
 }

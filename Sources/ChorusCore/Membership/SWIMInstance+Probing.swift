@@ -31,7 +31,7 @@ extension SWIMInstance {
             ackDeadline: now + timeout,
             end: now + interval)
         var messages: [SWIMMessage] = [.ping(sequence: sequence, target: target)]
-        if member.status == .suspect, settings.lifeguard {
+        if member.status == .suspect, settings.uses(.buddySystem) {
             // memberlist: remind a suspect that it is suspected, so it can refute
             // (Lifeguard §3.3, the buddy system).
             messages.append(.update(fitting(member.update(from: myID))))
@@ -65,20 +65,23 @@ extension SWIMInstance {
         for relay in random.randomSample(candidates, count: settings.indirectChecks) {
             let request = SWIMMessage.pingRequest(
                 sequence: round.sequence, target: round.target, targetAddress: round.address,
-                wantsNack: settings.lifeguard)
+                wantsNack: settings.uses(.localHealthProbe))
             if let effect = datagram([request], to: relay.address) {
                 effects.append(effect)
-                if settings.lifeguard { round.relays.insert(relay.id) }
+                if settings.uses(.localHealthProbe) { round.relays.insert(relay.id) }
             }
         }
         effects.append(
             .probeOverTCP(sequence: round.sequence, target: round.target, address: round.address))
     }
 
-    /// The end of a round. Without any ack the target becomes suspect, and this
+    /// The end of a round. Without any ack the target becomes suspect, and then this
     /// node's health score rises by one for the failed probe and one per relay that
-    /// neither acked nor nacked (Lifeguard §4.3). An answer over TCP alone spares the
-    /// target but records that UDP does not reach it.
+    /// neither acked nor nacked (Lifeguard §4.3). In that order, as in memberlist: the
+    /// suspicion's timeout is stretched by the health this node had before the round
+    /// (a healthy node's one failed probe of a crashed member does not delay its
+    /// verdict). An answer over TCP alone spares the target but records that UDP does
+    /// not reach it.
     private mutating func finish(_ round: ProbeRound, now: MonotonicTime, effects: inout [SWIMEffect]) {
         guard !round.acked else { return }
         if round.reachableOverTCP {
@@ -87,7 +90,7 @@ extension SWIMInstance {
             stats[round.target] = observed
             return
         }
-        health.apply(1 + round.missedNacks)
+        defer { health.apply(1 + round.missedNacks) }
         guard let member = peers[round.target]?.member, Self.isProbeable(member.status) else { return }
         var suspected = member.update(from: myID)
         suspected.status = .suspect

@@ -106,19 +106,27 @@ extension SWIMInstance {
     /// The suspect hears of it directly (Lifeguard's buddy system), so it can refute
     /// even if gossip would reach it late. Without Lifeguard the timeout is the floor,
     /// fixed (SWIM §4.2), and the suspect learns of it by gossip only.
+    ///
+    /// Both bounds are stretched by this node's local health multiplier, as its probes
+    /// are (`healthAwareSuspicion`): a node slow to read its datagrams — the one that
+    /// accuses healthy members — would otherwise time its suspicions out before it
+    /// reads their refutations, and declare them dead in its own view (Lifeguard §2).
+    /// A healthy node (score 0) keeps the nominal timeouts, and its dead verdict, not
+    /// the slow node's, is what gossip spreads about a real failure.
     private mutating func startSuspicion(
         of member: Member, source: NodeID, now: MonotonicTime, effects: inout [SWIMEffect]
     ) {
         let count = memberCount
-        let minimum = Suspicion.minimumTimeout(
+        var minimum = Suspicion.minimumTimeout(
             suspicionMult: settings.suspicionMult, members: count, probeInterval: settings.probeInterval)
-        let lifeguard = settings.lifeguard
+        if settings.uses(.healthAwareSuspicion) { minimum = health.scale(minimum) }
+        let dynamic = settings.uses(.dynamicSuspicion)
         suspicions[member.id] = Suspicion(
             from: source, start: now,
-            expected: lifeguard
+            expected: dynamic
                 ? Suspicion.expectedConfirmations(suspicionMult: settings.suspicionMult, members: count) : 0,
-            minimum: minimum, maximum: lifeguard ? minimum * max(1, settings.suspicionMaxTimeoutMult) : minimum)
-        if lifeguard, !hasDeparted,
+            minimum: minimum, maximum: dynamic ? minimum * max(1, settings.suspicionMaxTimeoutMult) : minimum)
+        if settings.uses(.buddySystem), !hasDeparted,
             let effect = datagram([.update(fitting(member.update(from: source)))], to: member.address)
         {
             effects.append(effect)

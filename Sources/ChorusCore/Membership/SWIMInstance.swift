@@ -65,7 +65,7 @@ public struct SWIMInstance: Sendable {
         self.me = me
         self.random = SeededRandom(seed: seed)
         // Without Lifeguard the score is pinned at 0: a ceiling of 1 clamps every change.
-        self.health = LocalHealth(maximum: settings.lifeguard ? settings.maxLocalHealth : 1)
+        self.health = LocalHealth(maximum: settings.uses(.localHealthProbe) ? settings.maxLocalHealth : 1)
         self.lastSequence = random.next() >> 1
         self.lastNow = now
         // Random first rounds so nodes started together do not probe and gossip in

@@ -36,6 +36,37 @@ public struct SWIMSettings: Hashable, Sendable {
     /// probeInterval` (memberlist's fixed timeout before Lifeguard, SWIM §4.2), and
     /// the suspect is not told directly (no buddy system).
     public var lifeguard: Bool = true
+    /// Which of Lifeguard's parts run when `lifeguard` is on: all of them, except to
+    /// measure each one's share in the simulator (`chorus sim --lifeguard-without`).
+    public var lifeguardParts: LifeguardParts = .all
 
     public init() {}
+
+    /// Whether `part` is in force: Lifeguard on and the part not left out.
+    public func uses(_ part: LifeguardParts) -> Bool {
+        lifeguard && lifeguardParts.isSuperset(of: part)
+    }
+}
+
+/// The parts of Lifeguard (Lifeguard §3–§4), separable for measurement.
+public struct LifeguardParts: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// Local health aware probe (§4.1, §4.3): nacks, and the local health multiplier
+    /// stretching this node's probe interval and probe timeout.
+    public static let localHealthProbe = LifeguardParts(rawValue: 1 << 0)
+    /// Local health aware suspicion (§4.2): the timeout starts at its ceiling and falls
+    /// to its floor with independent confirmations.
+    public static let dynamicSuspicion = LifeguardParts(rawValue: 1 << 1)
+    /// The buddy system (§4.4): the suspect is told directly, on every probe of it.
+    public static let buddySystem = LifeguardParts(rawValue: 1 << 2)
+    /// The local health multiplier stretches the suspicion timeouts this node starts,
+    /// as it stretches its probes: a slow node that cannot read refutations in time
+    /// does not declare the healthy members it accused dead (a Chorus addition).
+    public static let healthAwareSuspicion = LifeguardParts(rawValue: 1 << 3)
+
+    public static let all: LifeguardParts = [
+        .localHealthProbe, .dynamicSuspicion, .buddySystem, .healthAwareSuspicion,
+    ]
 }
