@@ -23,8 +23,8 @@ struct Observations {
     var incarnationViolations = Violations()
     var falsePositives = Violations()
     var falseSuspicions = 0
-    /// Dead verdicts about live nodes that were paused or cut off within the verdict
-    /// window: late, but founded on a real silence.
+    /// Dead verdicts about live nodes that were paused, slow or cut off within the
+    /// verdict window: late, but founded on a real silence (or a real slowness).
     var foundedLateVerdicts = 0
     var detectionViolations = Violations()
     var convergenceViolations = Violations()

@@ -23,7 +23,7 @@ public struct Scenario: Sendable {
     /// how views converge after a partition longer than gossip-to-the-dead.
     public var reconnectInterval: Duration = .seconds(30)
     public var resumeOrder: ResumeOrder = .timersFirst
-    /// Datagrams a paused node's socket buffer holds; more are dropped (Linux's
+    /// Datagrams a paused or slow node's socket buffer holds; more are dropped (Linux's
     /// default 212 KiB receive buffer holds ~150 full datagrams).
     public var receiveBuffer: Int = 256
     /// False positives tolerated before the invariant fails.
@@ -68,8 +68,8 @@ public struct Scenario: Sendable {
 
     /// How far back a dead verdict may be founded: the longest suspicion Lifeguard
     /// allows (whether or not it is on, so runs with and without it are judged alike)
-    /// plus two protocol periods. A verdict about a live node that was paused or cut
-    /// off within this window is counted as late, not false.
+    /// plus two protocol periods. A verdict about a live node that was paused, slow or
+    /// cut off within this window is counted as late, not false.
     public var verdictWindow: Duration {
         suspicionFloor * max(1, settings.suspicionMaxTimeoutMult) + settings.probeInterval * 2
     }

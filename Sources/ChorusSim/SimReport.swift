@@ -11,12 +11,14 @@ public struct SimReport: Sendable, Codable {
     /// `suspicionMult × max(1, log10 n) × probeInterval`.
     public var suspicionFloorSeconds: Double
     public var detection: Detection
-    /// Dead verdicts about a live, unpaused node the observer can reach, which was not
-    /// paused or cut off within the verdict window either (a healthy node declared dead).
+    /// Dead verdicts about a live node the observer can reach, which was neither paused,
+    /// slow nor cut off, then or within the verdict window (a healthy node declared dead).
     public var falsePositives: Int
-    /// Dead verdicts about live nodes that were paused or cut off within the window.
+    /// Dead verdicts about live nodes that were paused, slow or cut off within the
+    /// window (verdicts while they still are are not counted here).
     public var foundedLateVerdicts: Int
-    /// Suspicions of live, unpaused, reachable nodes (refuted or not): informational.
+    /// Suspicions of live, reachable nodes neither paused nor slow (refuted or not):
+    /// informational.
     public var falseSuspicions: Int
     public var falsePositiveExamples: [String]
     public var dissemination: Dissemination?
