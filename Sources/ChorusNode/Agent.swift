@@ -223,6 +223,7 @@ public enum Agent {
             return service.statusView().and(antiEntropy.statusView()).map { status, entropy in
                 metrics.observe(status)
                 metrics.observe(entropy)
+                metrics.setStoreReadOnly(!storage.health.isWritable)
                 if let hints = try? handoff.summary() {
                     metrics.setHintsPending(
                         Dictionary(hints.map { ($0.target, $0.count) }, uniquingKeysWith: +),

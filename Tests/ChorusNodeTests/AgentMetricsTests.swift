@@ -58,6 +58,7 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
         "chorus_tcp_refused_total": "counter",
         "chorus_store_commits_total": "counter",
         "chorus_store_objects": "gauge",
+        "chorus_store_read_only": "gauge",
         "chorus_antientropy_exchanges_total": "counter",
         "chorus_antientropy_keys_repaired_total": "counter",
         "chorus_antientropy_bytes_total": "counter",
@@ -123,6 +124,7 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
         metrics.storeCommitted()
         metrics.storeCommitted(count: 4)
         metrics.setStoreObjects(1234)
+        metrics.setStoreReadOnly(true)
         let exposition = scrape(metrics)
         #expect(exposition.samples[#"chorus_replica_requests_total{kind="write",outcome="ok"}"#] == 2)
         #expect(exposition.samples[#"chorus_replica_requests_total{kind="read",outcome="timeout"}"#] == 1)
@@ -130,6 +132,7 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
         #expect(exposition.samples["chorus_read_repairs_total"] == 3)
         #expect(exposition.samples["chorus_store_commits_total"] == 5)
         #expect(exposition.samples["chorus_store_objects"] == 1234)
+        #expect(exposition.samples["chorus_store_read_only"] == 1)
     }
 
     @Test func hintsCountAndPendingFollowTheLatestSnapshot() {

@@ -127,6 +127,8 @@ struct DiskFaultProcessTests {
         let json = try await cluster.command(["status", "--format", "json", "--http-addr", agent.httpAddress])
         let storage = try JSONDecoder().decode(StatusStorage.self, from: Data(json.stdout.utf8)).storage
         #expect(storage?.state == "read-only (disk full)" && storage?.writable == false, "\(json.stdout)")
+        let metrics = try await KVHTTP.request("GET", agent.httpAddress, "/metrics")
+        #expect(metrics.text.contains("\nchorus_store_read_only 1"), "metrics: \(metrics.status)")
 
         // Reads go on: every acknowledged write is there, no refused one is.
         for (key, value) in acknowledged {
@@ -154,6 +156,8 @@ struct DiskFaultProcessTests {
             return try JSONDecoder().decode(StatusStorage.self, from: Data(json.stdout.utf8)).storage?.writable == true
         }
         #expect(agent.log.contains("storage: writable again"))
+        let after = try await KVHTTP.request("GET", agent.httpAddress, "/metrics")
+        #expect(after.text.contains("\nchorus_store_read_only 0"), "metrics: \(after.status)")
     }
 
     /// The storage part of `chorus status --format json`.

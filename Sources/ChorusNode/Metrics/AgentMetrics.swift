@@ -38,6 +38,7 @@ import Prometheus
 /// | `chorus_tombstones_reaped_total` | counter | | Tombstones this node physically removed once every home replica held them. |
 /// | `chorus_store_commits_total` | counter | | Durable commits of the object store. |
 /// | `chorus_store_objects` | gauge | | Objects in the local store. |
+/// | `chorus_store_read_only` | gauge | | 1 while the object store refuses writes (disk full, I/O error, or damage found while running), else 0. |
 final class AgentMetrics: Sendable {
     /// The registry the exposition is rendered from.
     let registry: PrometheusCollectorRegistry
@@ -78,6 +79,7 @@ final class AgentMetrics: Sendable {
     private let antiEntropyTotals = NIOLockedValueBox<[AntiEntropySeries: UInt64]>([:])
     private let storeCommits: Prometheus.Counter
     private let storeObjects: Prometheus.Gauge
+    private let storeReadOnly: Prometheus.Gauge
 
     private enum AntiEntropySeries: Hashable {
         case exchanges(String)
@@ -166,6 +168,9 @@ final class AgentMetrics: Sendable {
             "Tombstones this node physically removed once every home replica held them.")
         storeCommits = counter("chorus_store_commits_total", "Durable commits of the object store.")
         storeObjects = gauge("chorus_store_objects", "Objects in the local store.")
+        storeReadOnly = gauge(
+            "chorus_store_read_only",
+            "1 while the object store refuses writes (disk full, I/O error, or damage found while running), else 0.")
     }
 
     /// A descriptor for a metric named in full (`chorus_..._total`), with its HELP text.
@@ -365,6 +370,11 @@ final class AgentMetrics: Sendable {
     /// Objects now in the local store.
     func setStoreObjects(_ count: Int) {
         storeObjects.set(to: Double(count))
+    }
+
+    /// Whether the store refuses writes now (`StoreHealth`, read at scrape time).
+    func setStoreReadOnly(_ readOnly: Bool) {
+        storeReadOnly.set(to: readOnly ? 1 : 0)
     }
 
     // MARK: Exposition
