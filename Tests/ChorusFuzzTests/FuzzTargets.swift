@@ -24,7 +24,7 @@ struct FuzzTarget: Sendable {
 enum FuzzTargets {
     static let all: [FuzzTarget] = [
         sealedDatagram, swimEnvelope, swimUpdates, exchange, clusterMessage, sessionFrame, sessionHello, object,
-        causalContext,
+        causalContext, replayWindow,
     ]
 
     static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
@@ -232,6 +232,41 @@ enum FuzzTargets {
                 let bytes = base64Decode(text)
                 return Array(bytes.dropLast(4))
             }
+        })
+
+    /// The replay window every opened datagram passes (sender, boot, sequence and send
+    /// time come from the envelope, so from whoever holds a key). Each 12-byte record is
+    /// one datagram: sender (1 of 4), boot (1 of 2), sequence (u64, so the edges are
+    /// reachable), and the send time's distance from now (signed, in 2^24 ns steps). A
+    /// datagram the window accepted must be refused when it comes again at once.
+    static let replayWindow = FuzzTarget(
+        name: "replay-window",
+        run: { bytes in
+            var window = ReplayWindow(maxClockDistance: .seconds(600), maxSenders: 3)
+            let now: UInt64 = 1_700_000_000_000_000_000
+            var offset = 0
+            while offset + 12 <= bytes.count {
+                let record = bytes[offset..<offset + 12]
+                offset += 12
+                let sender = NodeID(high: 0, low: UInt64(record.first! & 3))
+                let boot = UInt64(record[record.startIndex + 1] & 1)
+                let sequence = record.dropFirst(2).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                let skew = Int64(Int16(bitPattern: UInt16(record.suffix(2).reduce(0) { $0 << 8 | UInt16($1) })))
+                let sentAt = UInt64(Int64(bitPattern: now) &+ skew &* (1 << 24))
+                let first = window.admit(sender: sender, bootID: boot, sequence: sequence, sentAt: sentAt, wallNow: now)
+                if first == .accept {
+                    let again = window.admit(
+                        sender: sender, bootID: boot, sequence: sequence, sentAt: sentAt, wallNow: now)
+                    if again == .accept { return "datagram \(sender)/\(boot)/\(sequence) accepted twice" }
+                }
+            }
+            return nil
+        },
+        seeds: {
+            [
+                [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0],
+                [1, 1, 255, 255, 255, 255, 255, 255, 255, 255, 0, 5, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 255, 250],
+            ]
         })
 
     // MARK: - Helpers
