@@ -97,6 +97,112 @@ struct DiskFaultProcessTests {
         }
     }
 
+    /// A fallback whose disk is full refuses the hint instead of acknowledging it: the
+    /// write it was meant to complete misses its quorum (503 naming the fallback), and
+    /// nothing is left in the fallback's hints. Four agents (n = 3); node4's data dir is
+    /// on a tmpfs filled by a ballast file and by writes until its store turns read-only.
+    @Test func fallbackOnAFullDiskRefusesTheHint() async throws {
+        try await AgentCluster.run(subnet: 63, label: "full-disk-hint") { cluster in
+            let mountPoint = cluster.root.appendingPathComponent("tmpfs")
+            try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+            let mount = try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint.path])
+            guard mount.status == 0 else {
+                print("SKIPPED fallbackOnAFullDiskRefusesTheHint: cannot mount a tmpfs (needs root): \(mount.output)")
+                return
+            }
+            var node4: Agent?
+            do {
+                let agents = try cluster.startNodes(3, firstHost: 1)
+                let full = try cluster.start(
+                    name: "node4", hostIndex: 4, join: [cluster.gossipAddress(1)],
+                    dataDir: mountPoint.appendingPathComponent("data"))
+                node4 = full
+                let all = agents + [full]
+                try await cluster.waitAllAlive(all)
+                try await cluster.waitUntilServing(all)
+                try await checkFallbackRefusesHint(cluster: cluster, others: agents, full: full, mountPoint: mountPoint)
+                cluster.terminate(full)
+                _ = try await cluster.waitForExit(full)
+            } catch {
+                if let node4, node4.isRunning { try? await cluster.kill9(node4) }
+                _ = try? await run("/bin/umount", ["-l", mountPoint.path])
+                throw error
+            }
+            let unmount = try await run("/bin/umount", [mountPoint.path])
+            #expect(unmount.status == 0, "umount: \(unmount.output)")
+        }
+    }
+
+    private func checkFallbackRefusesHint(
+        cluster: AgentCluster, others: [Agent], full: Agent, mountPoint: URL
+    ) async throws {
+        // Fill node4's volume: a ballast file takes what is free, then writes that node4
+        // must store (it is a home replica, w=all) use up what SQLite had in hand.
+        if let ballast = FileHandle(
+            forWritingAtPath: {
+                let path = mountPoint.appendingPathComponent("ballast").path
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
+                return path
+            }())
+        {
+            let chunk = Data(repeating: 0xAB, count: 16 << 10)
+            while (try? ballast.write(contentsOf: chunk)) != nil {}
+            try? ballast.close()
+        }
+        func storageWritable(_ agent: Agent) async throws -> Bool? {
+            let json = try await cluster.command(["status", "--format", "json", "--http-addr", agent.httpAddress])
+            return try JSONDecoder().decode(StatusStorage.self, from: Data(json.stdout.utf8)).storage?.writable
+        }
+        var filled = false
+        for index in 0..<200 where !filled {
+            let key = "fill-\(index)"
+            let ring = try await cluster.ring(of: full, key: key)
+            guard ring.key?.replicas.contains(full.name) == true else { continue }
+            _ = try await full.kvPut(key, String(repeating: "f", count: 8192), w: "all")
+            filled = try await storageWritable(full) == false
+        }
+        try #require(filled, "node4's store never turned read-only")
+
+        // A key node4 is the first fallback for; stop one of its home replicas.
+        var chosen: (key: String, replicas: [String])?
+        for index in 0..<500 where chosen == nil {
+            let key = "hinted-\(index)"
+            let placement = try #require(try await cluster.ring(of: others[0], key: key).key)
+            if !placement.replicas.contains(full.name), placement.fallbacks.first == full.name {
+                chosen = (key, placement.replicas)
+            }
+        }
+        let (key, replicas) = try #require(chosen, "no key among hinted-0..499 has node4 as its first fallback")
+        let victim = try #require(others.first { $0.name == replicas[0] })
+        let live = others.filter { $0.name != victim.name }
+        try await cluster.stopGracefully([victim], seenBy: live + [full])
+
+        let hintsDroppedBefore = try await metric(#"chorus_hints_dropped_total{reason="error"}"#, of: full)
+        let write = try await live[0].kvPut(key, "needs a hint", w: "3")
+        #expect(write.status == 503, "w=3 with the fallback's disk full: \(write)")
+        let body = try? write.decode(QuorumFailureBody.self)
+        print("full-disk fallback: \(write)")
+        #expect(body?.acknowledged == 2, "only the two live home replicas count: \(write)")
+        #expect(
+            body?.failures.contains { $0.contains(full.name) && $0.contains("disk full") } == true,
+            "the failure names node4 and the full disk: \(write)")
+        #expect(try await cluster.hints(of: full).isEmpty, "node4 must not hold a hint it could not store")
+        let hintsDroppedAfter = try await metric(#"chorus_hints_dropped_total{reason="error"}"#, of: full)
+        #expect(hintsDroppedAfter > hintsDroppedBefore)
+        // W counts durable copies only: the two live home replicas meet w=2.
+        let two = try await live[1].kvPut(key, "two copies", w: "2")
+        #expect(two.status == 204, "w=2: \(two)")
+    }
+
+    /// One sample of `GET /metrics`, 0 when absent.
+    private func metric(_ series: String, of agent: Agent) async throws -> Double {
+        let response = try await KVHTTP.request("GET", agent.httpAddress, "/metrics")
+        for line in response.text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1)) ?? 0
+        }
+        return 0
+    }
+
     private func checkFullDisk(cluster: AgentCluster, agent: Agent, ballast: URL) async throws {
         // Fill the disk: 8 kB values until writes fail (2 MB cannot hold 400 of them).
         var acknowledged: [String: String] = [:]
