@@ -9,15 +9,21 @@ import Testing
 @Suite struct RingChangeProcessTests {
     static let flags = ["--partitions", "64", "--anti-entropy-concurrency", "0"]
 
+    /// Five settled ring members, and `preload` keys written through node1...node4.
+    static func startLoaded(_ cluster: AgentCluster, preload: Int) async throws -> ([Agent], RingWriteLog) {
+        let agents = try cluster.startNodes(5, firstHost: 1, extraArguments: flags)
+        try await cluster.waitAllAlive(agents)
+        try await cluster.waitUntilRingSettled(agents)
+        let writes = RingWriteLog()
+        try await writes.preload(preload, via: agents.prefix(4).map(\.httpAddress))
+        return (agents, writes)
+    }
+
     @Test func leavingAndAddingANodeUnderLoadKeepsEveryKeyOnNReplicas() async throws {
         try await AgentCluster.run(subnet: 50, label: "ring-leave-join") { cluster in
-            let agents = try cluster.startNodes(5, firstHost: 1, extraArguments: Self.flags)
-            try await cluster.waitAllAlive(agents)
-            try await cluster.waitUntilRingSettled(agents)
+            let (agents, writes) = try await Self.startLoaded(cluster, preload: 200)
             let clients = Array(agents.prefix(4))
             let addresses = clients.map(\.httpAddress)
-            let writes = RingWriteLog()
-            try await writes.preload(200, via: addresses)
 
             // node5 leaves while writes go on through the other four.
             let load = Task { await writes.run(via: addresses, limit: 1500) }
@@ -70,13 +76,9 @@ import Testing
 
     @Test func removingADeadNodeReReplicatesItsPartitions() async throws {
         try await AgentCluster.run(subnet: 51, label: "ring-remove") { cluster in
-            let agents = try cluster.startNodes(5, firstHost: 1, extraArguments: Self.flags)
-            try await cluster.waitAllAlive(agents)
-            try await cluster.waitUntilRingSettled(agents)
+            let (agents, writes) = try await Self.startLoaded(cluster, preload: 300)
             let survivors = Array(agents.prefix(4))
             let addresses = survivors.map(\.httpAddress)
-            let writes = RingWriteLog()
-            try await writes.preload(300, via: addresses)
 
             try await cluster.kill9(agents[4])
             try await cluster.waitForViews("node5 is dead everywhere", of: survivors) { _, members in

@@ -193,18 +193,7 @@ final class RingHandoff: Sendable {
         let partitions = (0..<settings.partitions).filter {
             !view.placement.homeReplicas(of: $0, n: maxN).contains(localID)
         }
-        update {
-            $0.state = "streaming"
-            $0.partitionsTotal = partitions.count
-        }
-        @Sendable func next(_ index: Int) -> EventLoopFuture<Void> {
-            guard index < partitions.count else { return loop.makeSucceededVoidFuture() }
-            return drop(partitions[index], ring: ring).flatMap { [self] in
-                update { $0.partitionsDone += 1 }
-                return next(index + 1)
-            }
-        }
-        next(0).whenComplete { [self] result in
+        forEach(partitions) { [self] partition in drop(partition, ring: ring) }.whenComplete { [self] result in
             let progress = self.progress
             if case .success = result {
                 cleanup.withLockedValue { $0.done = ring }
@@ -287,13 +276,20 @@ final class RingHandoff: Sendable {
     /// those of buckets whose future home replicas include this node; once settled
     /// (a removal), the sources are the other home replicas now.
     private func fetch(_ partitions: [Int], settled: Bool) -> EventLoopFuture<Void> {
+        forEach(partitions) { [self] partition in fetchPartition(partition, settled: settled) }
+    }
+
+    /// Runs `body` on each partition in turn, counting them in the progress.
+    private func forEach(_ partitions: [Int], _ body: @escaping @Sendable (Int) -> EventLoopFuture<Void>)
+        -> EventLoopFuture<Void>
+    {
         update {
             $0.state = "streaming"
             $0.partitionsTotal = partitions.count
         }
         @Sendable func next(_ index: Int) -> EventLoopFuture<Void> {
             guard index < partitions.count else { return loop.makeSucceededVoidFuture() }
-            return fetchPartition(partitions[index], settled: settled).flatMap { [self] in
+            return body(partitions[index]).flatMap { [self] in
                 update { $0.partitionsDone += 1 }
                 return next(index + 1)
             }
@@ -441,20 +437,8 @@ final class RingHandoff: Sendable {
         membership.setRingPhase(.leaving).flatMap { [self] in
             loop.scheduleTask(in: settle) {}.futureResult
         }.flatMap { [self] () -> EventLoopFuture<Void> in
-            let view = membership.view
-            let partitions = view.placement.partitions(homedOn: localID, n: maxN)
-            update {
-                $0.state = "streaming"
-                $0.partitionsTotal = partitions.count
-            }
-            @Sendable func next(_ index: Int) -> EventLoopFuture<Void> {
-                guard index < partitions.count else { return loop.makeSucceededVoidFuture() }
-                return push(partitions[index], after: nil).flatMap { [self] in
-                    update { $0.partitionsDone += 1 }
-                    return next(index + 1)
-                }
-            }
-            return next(0)
+            let partitions = membership.view.placement.partitions(homedOn: localID, n: maxN)
+            return forEach(partitions) { [self] partition in push(partition, after: nil) }
         }.flatMap { [self] () -> EventLoopFuture<Int> in
             update { $0.state = "handing off hints" }
             return handoff.handOffAll()
