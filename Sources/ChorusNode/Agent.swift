@@ -27,6 +27,11 @@ public enum Agent {
             ReloadableLogHandler(label: label, level: logLevel)
         }
         logger[metadataKey: "node"] = "\(config.name)"
+        if WallClock.offsetNanoseconds != 0 {
+            logger.warning(
+                "wall clock shifted for testing",
+                metadata: [WallClock.testOffsetVariable: "\(WallClock.offsetNanoseconds / 1_000_000_000)s"])
+        }
         // systemd readiness (Type=notify) when $NOTIFY_SOCKET is set; else no-ops.
         let readiness = ServiceReadiness()
 
