@@ -180,7 +180,7 @@ public final class MembershipService: @unchecked Sendable {
     /// Binds UDP and TCP, starts the timers, and joins through the seeds.
     public func start() -> EventLoopFuture<Void> {
         loop.flatSubmit { [self] in
-            let udp = GossipTransport.bind(on: config.bind, group: loop) { [self] buffer, address in
+            let udp = GossipTransport.bind(on: config.bind, group: loop, logger: logger) { [self] buffer, address in
                 loop.execute { self.receiveDatagram(buffer, from: address) }
             }
             return udp.and(sessions.listen(on: config.bind)).map { [self] udp, listener in
