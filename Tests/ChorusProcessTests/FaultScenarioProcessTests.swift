@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `tools/faults` scenarios on `tools/netns-cluster` (one network namespace per agent,
+/// 198.18.0.0/24, names `chorusft-*`), each of which must pass its own checks, and
+/// `tools/netns-cluster` leaving nothing behind after `clean` or an interrupted start.
+///
+/// Namespaces need root: where they are unavailable (not root, or `ip netns add`
+/// fails, as in an unprivileged container) the suite is skipped, with a message
+/// saying why. Serialized: every test uses the same namespace names and subnet.
+@Suite(.serialized, .enabled(if: FaultScenarioProcessTests.namespacesAvailable))
+struct FaultScenarioProcessTests {
+    static let faultsTool = RollingRestartProcessTests.repoRoot.appendingPathComponent("tools/faults").path
+    static let netnsTool = RollingRestartProcessTests.repoRoot.appendingPathComponent("tools/netns-cluster").path
+
+    /// Root, and a probe namespace can be created (and is removed again).
+    static let namespacesAvailable: Bool = {
+        guard getuid() == 0 else {
+            print("SKIP FaultScenarioProcessTests: network namespaces need root (running as uid \(getuid()))")
+            return false
+        }
+        let probe = "chorusft-testprobe"
+        _ = shell("ip netns del \(probe) 2>/dev/null")
+        let (status, output) = shell("ip netns add \(probe) && ip netns del \(probe)")
+        guard status == 0 else {
+            print("SKIP FaultScenarioProcessTests: `ip netns add` failed: \(output)")
+            return false
+        }
+        return true
+    }()
+
+    /// Runs a short shell command (bounded by the caller's command itself).
+    @discardableResult
+    static func shell(_ command: String) -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        do { try process.run() } catch { return (127, "\(error)") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Namespaces and links named `chorusft-*` that exist now.
+    static func leftovers() -> [String] {
+        let (_, namespaces) = shell("ip netns list")
+        let (_, links) = shell("ip -o link show")
+        let names =
+            namespaces.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+            + links.split(separator: "\n").compactMap { line -> String? in
+                let fields = line.split(separator: ":", maxSplits: 2)
+                guard fields.count >= 2 else { return nil }
+                return String(fields[1].trimmingCharacters(in: .whitespaces).split(separator: "@")[0])
+            }
+        return names.filter { $0.hasPrefix("chorusft-") }
+    }
+
+    /// True while `pid` is a live process (a zombie, which an init that does not reap
+    /// may leave, has an empty command line and counts as gone).
+    static func running(_ pid: Int32) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return !data.isEmpty
+    }
+
+    static func runScenario(_ name: String) throws {
+        let dir = try RollingRestartProcessTests.tempDir("faults-\(name)")
+        let report = dir.appendingPathComponent("report.json")
+        let (status, output) = try RollingRestartProcessTests.run(
+            faultsTool, [name, "--dir", dir.path, "--report", report.path], dir: dir, env: [:], timeout: 300)
+        var ok = false
+        if let data = try? Data(contentsOf: report),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        {
+            ok = object["ok"] as? Bool ?? false
+        }
+        #expect(status == 0, "tools/faults \(name) exited \(status):\n\(output.suffix(8000))")
+        #expect(ok, "tools/faults \(name) report is not ok:\n\(output.suffix(3000))")
+        #expect(leftovers().isEmpty, "left behind after \(name): \(leftovers())")
+        if status == 0 && ok { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    @Test func minorityPartitionLosesNothingAndLeavesSiblings() throws { try Self.runScenario("minority-partition") }
+
+    @Test func lossyNodeCausesNoFalseDeaths() throws { try Self.runScenario("lossy-node") }
+
+    @Test func pausedNodeIsNotDeclaredDead() throws { try Self.runScenario("paused-node") }
+
+    @Test func killUnderLoadLosesNoAcknowledgedWrite() throws { try Self.runScenario("kill-under-load") }
+
+    @Test func lwwBucketUnderClockSkewBehavesAsDocumented() throws { try Self.runScenario("lww-skew") }
+
+    @Test func udpIsBoundAgainAfterSendErrors() throws { try Self.runScenario("send-errors") }
+
+    /// `start` then `clean`: every namespace, veth and the bridge are gone, and so are
+    /// the agents.
+    @Test func cleanLeavesNothingBehind() throws {
+        let dir = try RollingRestartProcessTests.tempDir("netns-clean")
+        let cluster = dir.appendingPathComponent("cluster").path
+        let env = ["CHORUS_NETNS_DIR": cluster]
+        let (status, output) = try RollingRestartProcessTests.run(
+            Self.netnsTool, ["start", "2"], dir: dir, env: env, timeout: 120)
+        try #require(status == 0, "start failed:\n\(output)")
+        #expect(Self.leftovers().count >= 5, "expected 2 namespaces, 2 veths and a bridge: \(Self.leftovers())")
+        let pids = (1...2).compactMap { i in
+            (try? String(contentsOfFile: "\(cluster)/node\(i).pid", encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        #expect(pids.count == 2)
+        let (cleanStatus, cleanOutput) = try RollingRestartProcessTests.run(
+            Self.netnsTool, ["clean"], dir: dir, env: env, timeout: 120)
+        #expect(cleanStatus == 0, "clean failed:\n\(cleanOutput)")
+        #expect(Self.leftovers().isEmpty, "left behind: \(Self.leftovers())")
+        for pid in pids { #expect(!Self.running(pid), "agent \(pid) still running") }
+        #expect(!FileManager.default.fileExists(atPath: cluster))
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    /// SIGTERM while `start` is bringing agents up: the trap removes what it made.
+    @Test func interruptedStartLeavesNothingBehind() throws {
+        let dir = try RollingRestartProcessTests.tempDir("netns-interrupt")
+        let cluster = dir.appendingPathComponent("cluster").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.netnsTool)
+        process.arguments = ["start", "3"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["CHORUS_BIN"] = try AgentCluster.locateBinary().path
+        environment["CHORUS_NETNS_DIR"] = cluster
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait (bounded) until the first agent runs, then interrupt.
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline
+            && !FileManager.default.fileExists(atPath: "\(cluster)/node1.pid")
+        {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let pid = (try? String(contentsOfFile: "\(cluster)/node1.pid", encoding: .utf8))
+            .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let interrupted = process.isRunning
+        if interrupted { process.terminate() }
+        process.waitUntilExit()
+        if interrupted {
+            #expect(process.terminationStatus == 130, "start exited \(process.terminationStatus) on SIGTERM")
+            #expect(Self.leftovers().isEmpty, "left behind: \(Self.leftovers())")
+            if let pid { #expect(!Self.running(pid), "agent \(pid) still running") }
+        } else {
+            print("interruptedStartLeavesNothingBehind: start finished before the signal; only clean is checked")
+        }
+        // Whatever start got to (it may have finished first), clean removes the rest.
+        _ = try RollingRestartProcessTests.run(
+            Self.netnsTool, ["clean"], dir: dir, env: ["CHORUS_NETNS_DIR": cluster], timeout: 120)
+        #expect(Self.leftovers().isEmpty)
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
