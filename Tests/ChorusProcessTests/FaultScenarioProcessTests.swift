@@ -5,6 +5,26 @@ import Testing
     import Glibc
 #endif
 
+/// Whether this process may create network namespaces (decided once, with a printed
+/// reason when not).
+enum NetworkNamespaces {
+    /// Root, and a probe namespace can be created (and is removed again).
+    static let available: Bool = {
+        guard getuid() == 0 else {
+            print("SKIP FaultScenarioProcessTests: network namespaces need root (running as uid \(getuid()))")
+            return false
+        }
+        let probe = "chorusft-testprobe"
+        _ = FaultScenarioProcessTests.shell("ip netns del \(probe) 2>/dev/null")
+        let (status, output) = FaultScenarioProcessTests.shell("ip netns add \(probe) && ip netns del \(probe)")
+        guard status == 0 else {
+            print("SKIP FaultScenarioProcessTests: `ip netns add` failed: \(output)")
+            return false
+        }
+        return true
+    }()
+}
+
 /// `tools/faults` scenarios on `tools/netns-cluster` (one network namespace per agent,
 /// 198.18.0.0/24, names `chorusft-*`), each of which must pass its own checks, and
 /// `tools/netns-cluster` leaving nothing behind after `clean` or an interrupted start.
@@ -12,26 +32,10 @@ import Testing
 /// Namespaces need root: where they are unavailable (not root, or `ip netns add`
 /// fails, as in an unprivileged container) the suite is skipped, with a message
 /// saying why. Serialized: every test uses the same namespace names and subnet.
-@Suite(.serialized, .enabled(if: FaultScenarioProcessTests.namespacesAvailable))
+@Suite(.serialized, .enabled(if: NetworkNamespaces.available))
 struct FaultScenarioProcessTests {
     static let faultsTool = RollingRestartProcessTests.repoRoot.appendingPathComponent("tools/faults").path
     static let netnsTool = RollingRestartProcessTests.repoRoot.appendingPathComponent("tools/netns-cluster").path
-
-    /// Root, and a probe namespace can be created (and is removed again).
-    static let namespacesAvailable: Bool = {
-        guard getuid() == 0 else {
-            print("SKIP FaultScenarioProcessTests: network namespaces need root (running as uid \(getuid()))")
-            return false
-        }
-        let probe = "chorusft-testprobe"
-        _ = shell("ip netns del \(probe) 2>/dev/null")
-        let (status, output) = shell("ip netns add \(probe) && ip netns del \(probe)")
-        guard status == 0 else {
-            print("SKIP FaultScenarioProcessTests: `ip netns add` failed: \(output)")
-            return false
-        }
-        return true
-    }()
 
     /// Runs a short shell command (bounded by the caller's command itself).
     @discardableResult
@@ -160,5 +164,16 @@ struct FaultScenarioProcessTests {
             Self.netnsTool, ["clean"], dir: dir, env: ["CHORUS_NETNS_DIR": cluster], timeout: 120)
         #expect(Self.leftovers().isEmpty)
         try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+/// The history checker's own tests (`tools/chorus_workload_test.py`: hand-written
+/// histories with lost, phantom and resurrected values, and ones causality explains).
+/// Python only, no agents and no root.
+@Suite struct HistoryCheckerTests {
+    @Test func checkerFlagsLostPhantomAndResurrectedValues() {
+        let script = RollingRestartProcessTests.repoRoot.appendingPathComponent("tools/chorus_workload_test.py").path
+        let (status, output) = FaultScenarioProcessTests.shell("PYTHONDONTWRITEBYTECODE=1 python3 '\(script)' 2>&1")
+        #expect(status == 0, "tools/chorus_workload_test.py:\n\(output)")
     }
 }
