@@ -127,39 +127,42 @@ struct FaultScenarioProcessTests {
     }
 
     /// SIGTERM while `start` is bringing agents up: the trap removes what it made.
+    /// Spawned with an empty signal mask (`SpawnedProcess`): Foundation's `Process`
+    /// would hand the script the blocked SIGTERM of Swift concurrency's threads.
     @Test func interruptedStartLeavesNothingBehind() throws {
         let dir = try RollingRestartProcessTests.tempDir("netns-interrupt")
         let cluster = dir.appendingPathComponent("cluster").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.netnsTool)
-        process.arguments = ["start", "3"]
         var environment = ProcessInfo.processInfo.environment
         environment["CHORUS_BIN"] = try AgentCluster.locateBinary().path
         environment["CHORUS_NETNS_DIR"] = cluster
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let start = try SpawnedProcess(
+            executable: Self.netnsTool, arguments: ["start", "3"], environment: environment,
+            logFile: dir.appendingPathComponent("start.log").path)
         // Wait (bounded) until the first agent runs, then interrupt.
         let deadline = Date().addingTimeInterval(60)
-        while process.isRunning && Date() < deadline
+        while start.isRunning && Date() < deadline
             && !FileManager.default.fileExists(atPath: "\(cluster)/node1.pid")
         {
-            Thread.sleep(forTimeInterval: 0.05)
+            Thread.sleep(forTimeInterval: 0.02)
         }
         let pid = (try? String(contentsOfFile: "\(cluster)/node1.pid", encoding: .utf8))
             .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        let interrupted = process.isRunning
-        if interrupted { process.terminate() }
-        process.waitUntilExit()
-        if interrupted {
-            #expect(process.terminationStatus == 130, "start exited \(process.terminationStatus) on SIGTERM")
-            #expect(Self.leftovers().isEmpty, "left behind: \(Self.leftovers())")
+        start.send(SIGTERM)
+        let exitDeadline = Date().addingTimeInterval(60)
+        while start.isRunning && Date() < exitDeadline { Thread.sleep(forTimeInterval: 0.05) }
+        let log = (try? String(contentsOfFile: dir.appendingPathComponent("start.log").path, encoding: .utf8)) ?? ""
+        if start.exit == Termination(reason: .exit, status: 130) {
+            #expect(Self.leftovers().isEmpty, "left behind: \(Self.leftovers())\n\(log)")
             if let pid { #expect(!Self.running(pid), "agent \(pid) still running") }
         } else {
+            // Only when start had already finished before the signal came.
+            #expect(start.exit?.isCleanExit == true, "start ended \(String(describing: start.exit)):\n\(log)")
             print("interruptedStartLeavesNothingBehind: start finished before the signal; only clean is checked")
         }
-        // Whatever start got to (it may have finished first), clean removes the rest.
+        if start.isRunning {
+            start.send(SIGKILL)
+            start.waitBlocking()
+        }
         _ = try RollingRestartProcessTests.run(
             Self.netnsTool, ["clean"], dir: dir, env: ["CHORUS_NETNS_DIR": cluster], timeout: 120)
         #expect(Self.leftovers().isEmpty)
