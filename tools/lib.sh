@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared helpers for tools/cluster and tools/test. Source it; do not run it.
+# Shared helpers for tools/cluster, tools/netns-cluster and tools/test. Source it; do
+# not run it.
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
@@ -83,4 +84,24 @@ is_chorus_agent_pid() {
         fi
     done
     return 1
+}
+
+# Wait until none of the given PIDs is a running chorus agent, up to TIMEOUT seconds;
+# prints the PIDs still running then. Usage: wait_gone TIMEOUT PID...
+wait_gone() {
+    local timeout="$1"
+    shift
+    local deadline=$((SECONDS + timeout)) pid
+    local -a left=("$@")
+    while ((${#left[@]} > 0)) && ((SECONDS < deadline)); do
+        sleep 0.1
+        local -a still=()
+        for pid in "${left[@]}"; do
+            is_chorus_agent_pid "$pid" && still+=("$pid")
+        done
+        left=("${still[@]+"${still[@]}"}")
+    done
+    if ((${#left[@]} > 0)); then
+        printf '%s\n' "${left[@]}"
+    fi
 }
