@@ -310,10 +310,15 @@ final class KVService: Sendable {
         var copy = request
         copy.forwarded = true
         let forwarded = copy
-        let candidates = home.filter { view.isReachable($0) } + home.filter { !view.isReachable($0) }
+        let reachable = home.filter { view.isReachable($0) }
+        let candidates = reachable + home.filter { !view.isReachable($0) }
         let deadline = NIODeadline.now() + .milliseconds(Int64(request.timeoutMilliseconds))
+        let replicaTimeout = settings.replicaTimeout.timeAmount
         @Sendable func attempt(_ index: Int, failures: [String]) -> EventLoopFuture<KVResponse> {
-            let remaining = deadline - NIODeadline.now()
+            // A replica SWIM holds down gets one replica timeout, not the whole
+            // request's: during a partition the client hears the 503 in seconds.
+            let left = deadline - NIODeadline.now()
+            let remaining = index < reachable.count ? left : min(left, replicaTimeout)
             guard (index < candidates.count) && (remaining > .zero), let member = view.members[candidates[index]] else {
                 return loop.makeSucceededFuture(
                     Self.quorumFailure(
