@@ -1,3 +1,5 @@
+import ChorusCore
+
 /// Seeded, deterministic input mutation for the fuzz tests: the same seed gives the
 /// same inputs on every machine, so a failure names an input that can be replayed.
 ///
@@ -5,20 +7,14 @@
 /// fields inflated to huge or off-by-one values, spliced halves of two valid
 /// encodings, duplicated and deleted ranges, and pure random bytes.
 struct FuzzMutator {
-    /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough to pick mutations.
-    private var state: UInt64
+    /// The simulator's SplitMix64: tiny, fast, and good enough to pick mutations.
+    private var random: SeededRandom
 
     init(seed: UInt64) {
-        state = seed
+        random = SeededRandom(seed: seed)
     }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { random.next() }
 
     /// A number in `0..<bound` (`bound` > 0).
     mutating func below(_ bound: Int) -> Int {
