@@ -466,9 +466,10 @@ final class StoreEngine: @unchecked Sendable {
         stats.commits += 1
         stats.operations += applied - failedAlone
         stats.largestGroup = max(stats.largestGroup, applied)
-        let recovered = !healthState.isWritable
+        // Only a commit that stored something proves space was freed (or the I/O error
+        // passed): a periodic delete of nothing (hint expiry) commits on a full disk too.
+        let recovered = !healthState.isWritable && bytes > 0
         condition.unlock()
-        // A commit went through: space was freed (or the I/O error passed).
         if recovered { updateHealth(.ok) }
         for completion in pending { completion.succeed() }
         return group[applied...]

@@ -43,7 +43,9 @@ struct WireSecurityProcessTests {
 
     @Test func garbageTruncatedAndReplayedDatagramsAreDroppedAndCounted() async throws {
         try await AgentCluster.run(subnet: 21, label: "garbage") { cluster in
-            let agents = try cluster.startNodes(4)
+            // A long suspicion, so node4 stays suspect (and probed) well after the capture
+            // socket takes its address, however slowly a loaded machine gets there.
+            let agents = try cluster.startNodes(4, firstHost: 1, extraArguments: ["--suspicion-mult", "30"])
             let views = try await cluster.waitAllAlive(agents)
             let target = agents[3]
             let before = try #require(views["node1"]?.named(target.name))

@@ -734,7 +734,9 @@ public final class MembershipService: @unchecked Sendable {
             case .install: try keyring.install(key)
             case .use: try keyring.use(key)
             case .remove:
-                try keyring.remove(key)
+                // A member that already holds the coordinator's keyring (push-pull can
+                // bring it before this request) has nothing left to remove.
+                if keyring.contains(key) || keyring.version < operation.version { try keyring.remove(key) }
                 // Sessions the removed key authenticated end, once in-flight
                 // replies (this operation's own among them) have gone out.
                 let sessions = self.sessions!
