@@ -311,14 +311,17 @@ final class KVService: Sendable {
         copy.forwarded = true
         let forwarded = copy
         let reachable = home.filter { view.isReachable($0) }
-        let candidates = reachable + home.filter { !view.isReachable($0) }
+        let down = home.filter { !view.isReachable($0) }
+        let candidates = reachable + down
         let deadline = NIODeadline.now() + .milliseconds(Int64(request.timeoutMilliseconds))
-        let replicaTimeout = settings.replicaTimeout.timeAmount
+        // The replicas SWIM holds down share one replica timeout, not the whole
+        // request's each: during a partition the client hears the 503 within about a
+        // second and retries elsewhere.
+        let downTimeout = TimeAmount.nanoseconds(
+            settings.replicaTimeout.timeAmount.nanoseconds / Int64(max(1, down.count)))
         @Sendable func attempt(_ index: Int, failures: [String]) -> EventLoopFuture<KVResponse> {
-            // A replica SWIM holds down gets one replica timeout, not the whole
-            // request's: during a partition the client hears the 503 in seconds.
             let left = deadline - NIODeadline.now()
-            let remaining = index < reachable.count ? left : min(left, replicaTimeout)
+            let remaining = index < reachable.count ? left : min(left, downTimeout)
             guard (index < candidates.count) && (remaining > .zero), let member = view.members[candidates[index]] else {
                 return loop.makeSucceededFuture(
                     Self.quorumFailure(
