@@ -16,7 +16,7 @@ final class SessionPool: Sendable {
     let connectTimeout: TimeAmount
     private let handleRequest: SessionHandler.RequestHandler
     private let refused: @Sendable (String, SocketAddress?) -> Void
-    private let sessions = NIOLockedValueBox<[Endpoint: EventLoopFuture<SessionHandler>]>([:])
+    private let sessions = NIOLockedValueBox<[Endpoint: Session]>([:])
     private let inbound = NIOLockedValueBox<[ObjectIdentifier: SessionHandler]>([:])
     private let counts = NIOLockedValueBox((sent: UInt64(0), failed: UInt64(0)))
 
@@ -70,6 +70,15 @@ final class SessionPool: Sendable {
             handleRequest: handleRequest, refused: refused)
     }
 
+    /// A pooled session: its handshake, and its handler once the handshake is done.
+    private struct Session {
+        var future: EventLoopFuture<SessionHandler>
+        /// Set when `future` succeeds: requests then go straight to the channel's loop
+        /// (no task at all from that loop) instead of chaining on the completed future,
+        /// which cost a task on the future's loop and another on the channel's.
+        var established: SessionHandler?
+    }
+
     /// Sends `message` to the agent at `address` and waits for its answer.
     /// Completes on the session channel's loop: callers hop only if they must.
     func request(_ message: ClusterMessage, to address: Endpoint, timeout: TimeAmount)
@@ -77,25 +86,40 @@ final class SessionPool: Sendable {
     {
         let deadline = NIODeadline.now() + timeout
         counts.withLockedValue { $0.sent += 1 }
-        return session(to: address, timeout: timeout).flatMap { handler in
+        let (future, established) = session(to: address, timeout: timeout)
+        let sent: EventLoopFuture<ClusterMessage>
+        if let handler = established {
             let channelLoop = handler.ready.futureResult.eventLoop
-            let remaining = deadline - NIODeadline.now()
-            guard remaining > .zero else { return channelLoop.makeFailedFuture(SessionError.timedOut(address)) }
-            return channelLoop.flatSubmit { handler.request(message, timeout: remaining, loop: channelLoop) }
-        }.flatMapErrorThrowing { [counts] error in
+            if channelLoop.inEventLoop {
+                sent = handler.request(message, timeout: timeout, loop: channelLoop)
+            } else {
+                sent = channelLoop.flatSubmit { handler.request(message, timeout: timeout, loop: channelLoop) }
+            }
+        } else {
+            sent = future.flatMap { handler in
+                let channelLoop = handler.ready.futureResult.eventLoop
+                let remaining = deadline - NIODeadline.now()
+                guard remaining > .zero else { return channelLoop.makeFailedFuture(SessionError.timedOut(address)) }
+                return channelLoop.flatSubmit { handler.request(message, timeout: remaining, loop: channelLoop) }
+            }
+        }
+        return sent.flatMapErrorThrowing { [counts] error in
             counts.withLockedValue { $0.failed += 1 }
             if case SessionError.timedOut(nil) = error { throw SessionError.timedOut(address) }
             throw error
         }
     }
 
-    /// The open session to `address`, connecting (and handshaking) if there is none.
-    private func session(to address: Endpoint, timeout: TimeAmount) -> EventLoopFuture<SessionHandler> {
+    /// The session to `address` (connecting and handshaking if there is none), and its
+    /// handler if the handshake is done.
+    private func session(to address: Endpoint, timeout: TimeAmount) -> (
+        EventLoopFuture<SessionHandler>, SessionHandler?
+    ) {
         sessions.withLockedValue { sessions in
-            if let existing = sessions[address] { return existing }
+            if let existing = sessions[address] { return (existing.future, existing.established) }
             let future = connect(to: address, timeout: timeout)
-            sessions[address] = future
-            return future
+            sessions[address] = Session(future: future)
+            return (future, nil)
         }
     }
 
@@ -107,7 +131,7 @@ final class SessionPool: Sendable {
         // request reconnects (unless a newer session took its place already).
         let forget: @Sendable () -> Void = { [self] in
             sessions.withLockedValue { sessions in
-                if sessions[address] === future { sessions[address] = nil }
+                if sessions[address]?.future === future { sessions[address] = nil }
             }
         }
         ClientBootstrap(group: loop)
@@ -134,14 +158,26 @@ final class SessionPool: Sendable {
                     ready.fail(SessionError.connectFailed(address, "\(error)"))
                 }
             }
-        ready.futureResult.whenFailure { _ in forget() }
+        ready.futureResult.whenComplete { [self] result in
+            switch result {
+            case .success(let handler):
+                // Runs on the channel's loop as the handshake completes, before a close
+                // could run `forget`. A request that finds the handler after its channel
+                // closed fails at once (`SessionError.closed`), as it did on the future.
+                sessions.withLockedValue { sessions in
+                    if sessions[address]?.future === future { sessions[address]?.established = handler }
+                }
+            case .failure:
+                forget()
+            }
+        }
         return ready.futureResult
     }
 
     /// Ends every session whose handshake used cluster key `keyID` (after that key
     /// is removed from the keyring, nothing it authenticated goes on).
     func closeSessions(keyID: UInt32) {
-        let outbound = sessions.withLockedValue { Array($0.values) }
+        let outbound = sessions.withLockedValue { $0.values.map(\.future) }
         for future in outbound {
             future.whenSuccess { handler in
                 handler.ready.futureResult.eventLoop.execute { if handler.keyID == keyID { handler.close() } }
@@ -156,7 +192,7 @@ final class SessionPool: Sendable {
     func closeAll() {
         let outbound = sessions.withLockedValue { sessions in
             defer { sessions = [:] }
-            return Array(sessions.values)
+            return sessions.values.map(\.future)
         }
         for future in outbound {
             future.whenSuccess { handler in handler.ready.futureResult.eventLoop.execute { handler.close() } }
