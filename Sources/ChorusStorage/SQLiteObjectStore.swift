@@ -194,8 +194,6 @@ final class StoreEngine: @unchecked Sendable {
 
     /// Page cache of the writer connection, KiB.
     static let writerCacheKiB = 32 << 10
-    /// WAL pages between automatic checkpoints.
-    static let walAutocheckpointPages = 8192
 
     /// Checks identity, schema version and integrity, then configures WAL and creates the schema.
     /// Nothing is written to a file that turns out not to be a Chorus database.
@@ -231,11 +229,10 @@ final class StoreEngine: @unchecked Sendable {
         // read back with a pread each, and under a write load that scatters keys over the
         // tree (and the partition index) a small cache misses on most writes.
         try db.execute("PRAGMA cache_size = -\(writerCacheKiB)")
-        // Checkpoint every 32 MiB of WAL instead of every 4 MiB (SQLite's default of 1000
-        // pages): a checkpoint copies each distinct page once and fsyncs the database, so
-        // over a longer stretch of commits the pages rewritten many times (interior pages,
-        // hot leaves) are copied once. Stays below `journal_size_limit`.
-        try db.execute("PRAGMA wal_autocheckpoint = \(walAutocheckpointPages)")
+        // Checkpoints stay at SQLite's default (every 1000 WAL pages), run by the commit that
+        // crosses it. 8192 pages copied fewer pages per write, but each checkpoint holds up the
+        // commits queued behind it for longer, and p99 write latency looked worse with it (noisy
+        // runs). A checkpoint on a thread of its own would take that stall off the write path.
         if let bytes = limits.maxRowBytes { db.limitLength(max(1024, bytes)) }
         if let pages = limits.maxDatabasePages {
             _ = try db.integer("PRAGMA max_page_count = \(max(1, pages))")
