@@ -230,6 +230,8 @@ public struct StoreStatistics: Sendable, Equatable {
     public var largestGroup: Int = 0
     /// Periodic checkpoints run (`SyncPolicy.periodic`).
     public var checkpoints: Int = 0
+    /// Checkpoints the background checkpointer ran (each once the WAL reached its interval).
+    public var backgroundCheckpoints: Int = 0
     /// Operations waiting for the writer right now.
     public var queued: Int = 0
 

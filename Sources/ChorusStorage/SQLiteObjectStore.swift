@@ -156,6 +156,8 @@ final class StoreEngine: @unchecked Sendable {
     private var poolClosed = false
 
     let writer: SQLiteConnection
+    /// Checkpoints the WAL beside the writer (see WALCheckpointer.swift).
+    let checkpointer: WALCheckpointer
     /// The running total of hint bytes (see SQLiteHintStore.swift).
     let hintLedger: HintLedger
 
@@ -170,10 +172,14 @@ final class StoreEngine: @unchecked Sendable {
         do {
             try Self.setUp(writer, sync: sync, limits: limits)
             hintLedger = HintLedger(total: Int(try writer.integer("SELECT coalesce(sum(bytes), 0) FROM hints")))
+            checkpointer = try WALCheckpointer(
+                path: path, sync: sync, busyTimeoutMilliseconds: limits.busyTimeoutMilliseconds)
         } catch {
             writer.close()
             throw error
         }
+        // Replaces SQLite's automatic checkpoint (which runs inside a commit).
+        checkpointer.install(on: writer)
     }
 
     /// Creates the parent folder; refuses a directory in place of the file.
@@ -229,10 +235,7 @@ final class StoreEngine: @unchecked Sendable {
         // read back with a pread each, and under a write load that scatters keys over the
         // tree (and the partition index) a small cache misses on most writes.
         try db.execute("PRAGMA cache_size = -\(writerCacheKiB)")
-        // Checkpoints stay at SQLite's default (every 1000 WAL pages), run by the commit that
-        // crosses it. 8192 pages copied fewer pages per write, but each checkpoint holds up the
-        // commits queued behind it for longer, and p99 write latency looked worse with it (noisy
-        // runs). A checkpoint on a thread of its own would take that stall off the write path.
+        // Checkpoints: `WALCheckpointer`, on a thread of its own, not inside a commit.
         if let bytes = limits.maxRowBytes { db.limitLength(max(1024, bytes)) }
         if let pages = limits.maxDatabasePages {
             _ = try db.integer("PRAGMA max_page_count = \(max(1, pages))")
@@ -262,6 +265,7 @@ final class StoreEngine: @unchecked Sendable {
     }
 
     func start() {
+        checkpointer.start()
         let thread = Thread { [self] in self.runWriter() }
         thread.name = "chorus-storage-writer"
         thread.start()
@@ -272,6 +276,7 @@ final class StoreEngine: @unchecked Sendable {
         defer { condition.unlock() }
         var copy = stats
         copy.queued = queue.count
+        copy.backgroundCheckpoints = checkpointer.checkpoints
         return copy
     }
 
@@ -561,8 +566,11 @@ final class StoreEngine: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// On the writer thread, once the queue is drained: close readers, checkpoint, close the writer.
+    /// On the writer thread, once the queue is drained: stop the checkpointer, close readers,
+    /// checkpoint, close the writer.
     private func finish() {
+        checkpointer.uninstall(from: writer)
+        checkpointer.stop()
         poolLock.lock()
         poolClosed = true
         let idle = idleReaders

@@ -513,6 +513,41 @@ struct SQLiteObjectStoreTests {
         }
         #expect(store.statistics.checkpoints >= 1)
     }
+
+    @Test func backgroundCheckpointerCopiesTheWALWhileWritesGoOn() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        let store = try SQLiteObjectStore(path: path, sync: .batch)
+        let value = [UInt8](repeating: 7, count: 16 << 10)
+        // About five WAL pages per write: 2,000 writes pass the checkpointer's interval
+        // (`WALCheckpointer.interval`, 4,096 pages) twice over, in groups of up to 100.
+        for round in 0..<20 {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<100 {
+                    group.addTask {
+                        try await store.put(bucket: "b", key: "k\(round)-\(index)", partition: index % 8, value: value)
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        // Bounded wait for the checkpointer thread; the assertion is on the event.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while store.statistics.backgroundCheckpoints == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(store.statistics.backgroundCheckpoints >= 1)
+        #expect(try store.count() == 2000)
+        #expect(try store.get(bucket: "b", key: "k19-99") == value)
+        store.close()
+        // Closing stops the checkpointer first: the final checkpoint truncates the WAL.
+        #expect(fileSize(path + "-wal") == 0)
+        let reopened = try SQLiteObjectStore(path: path, sync: .batch)
+        defer { reopened.close() }
+        #expect(try reopened.count() == 2000)
+        #expect(try reopened.get(bucket: "b", key: "k0-0") == value)
+    }
 }
 
 func fileSize(_ path: String) -> Int {
