@@ -156,8 +156,10 @@ final class StoreEngine: @unchecked Sendable {
     private var poolClosed = false
 
     let writer: SQLiteConnection
-    /// Checkpoints the WAL beside the writer (see WALCheckpointer.swift).
-    let checkpointer: WALCheckpointer
+    /// Checkpoints the WAL beside the writer (see WALCheckpointer.swift), in batch mode. The
+    /// periodic policy keeps SQLite's automatic checkpoint: its timed checkpoint is what fsyncs
+    /// the WAL, and must not find the checkpoint lock held by another connection.
+    let checkpointer: WALCheckpointer?
     /// The running total of hint bytes (see SQLiteHintStore.swift).
     let hintLedger: HintLedger
 
@@ -172,14 +174,16 @@ final class StoreEngine: @unchecked Sendable {
         do {
             try Self.setUp(writer, sync: sync, limits: limits)
             hintLedger = HintLedger(total: Int(try writer.integer("SELECT coalesce(sum(bytes), 0) FROM hints")))
-            checkpointer = try WALCheckpointer(
-                path: path, sync: sync, busyTimeoutMilliseconds: limits.busyTimeoutMilliseconds)
+            checkpointer =
+                sync == .batch
+                ? try WALCheckpointer(path: path, sync: sync, busyTimeoutMilliseconds: limits.busyTimeoutMilliseconds)
+                : nil
         } catch {
             writer.close()
             throw error
         }
         // Replaces SQLite's automatic checkpoint (which runs inside a commit).
-        checkpointer.install(on: writer)
+        checkpointer?.install(on: writer)
     }
 
     /// Creates the parent folder; refuses a directory in place of the file.
@@ -235,7 +239,7 @@ final class StoreEngine: @unchecked Sendable {
         // read back with a pread each, and under a write load that scatters keys over the
         // tree (and the partition index) a small cache misses on most writes.
         try db.execute("PRAGMA cache_size = -\(writerCacheKiB)")
-        // Checkpoints: `WALCheckpointer`, on a thread of its own, not inside a commit.
+        // Checkpoints in batch mode: `WALCheckpointer`, on a thread of its own, not in a commit.
         if let bytes = limits.maxRowBytes { db.limitLength(max(1024, bytes)) }
         if let pages = limits.maxDatabasePages {
             _ = try db.integer("PRAGMA max_page_count = \(max(1, pages))")
@@ -265,7 +269,7 @@ final class StoreEngine: @unchecked Sendable {
     }
 
     func start() {
-        checkpointer.start()
+        checkpointer?.start()
         let thread = Thread { [self] in self.runWriter() }
         thread.name = "chorus-storage-writer"
         thread.start()
@@ -276,7 +280,7 @@ final class StoreEngine: @unchecked Sendable {
         defer { condition.unlock() }
         var copy = stats
         copy.queued = queue.count
-        copy.backgroundCheckpoints = checkpointer.checkpoints
+        copy.backgroundCheckpoints = checkpointer?.checkpoints ?? 0
         return copy
     }
 
@@ -569,8 +573,8 @@ final class StoreEngine: @unchecked Sendable {
     /// On the writer thread, once the queue is drained: stop the checkpointer, close readers,
     /// checkpoint, close the writer.
     private func finish() {
-        checkpointer.uninstall(from: writer)
-        checkpointer.stop()
+        checkpointer?.uninstall(from: writer)
+        checkpointer?.stop()
         poolLock.lock()
         poolClosed = true
         let idle = idleReaders
