@@ -439,9 +439,11 @@ class Load:
                 ctx, read_ok = c, True
                 seen = {v.decode("utf-8", "replace") for v in vals}
         if not read_ok:
-            ctx = last_ctx.get(key)
-            if ctx and last_value is not None and key in last_value:
-                seen = {last_value[key]}
+            # A blind write: the context of our own last write covers every sibling the
+            # key held then (a write's context is the stored object's), siblings this
+            # client never saw, so writing with it would rightly replace them. Without a
+            # context the write is concurrent with everything and supersedes nothing.
+            ctx = None
             with self.lock:
                 self.read_failures.append({"key": key, "t": round(t - self.t0, 3), "for_write": True,
                                            "attempts": r_attempts, "final": None if r_final is None else
