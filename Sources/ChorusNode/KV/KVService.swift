@@ -297,6 +297,15 @@ final class KVService: Sendable {
             coordinatorFailed: { reason in run(machine.withLockedValue { $0.failed(localID, reason: reason) }) })
     }
 
+    /// Whether this node is a home replica of the key now (an unknown bucket name
+    /// takes the default bucket's n, as `validate` does).
+    private func isHomeReplica(bucket: String, key: String) -> Bool {
+        let view = membership.view
+        let partition = view.placement.partitioner.partition(bucket: bucket, key: key)
+        return view.placement.homeReplicas(of: partition, n: settings.buckets.properties(of: bucket).n).contains(
+            localID)
+    }
+
     private func reachableMembers(_ view: ClusterView) -> Set<NodeID> {
         Set(view.members.keys.filter { view.isReachable($0) })
     }
@@ -340,8 +349,12 @@ final class KVService: Sendable {
             return membership.sessions.request(.forward(forwarded), to: member.address, timeout: remaining)
                 .hop(to: loop)
                 .flatMap { reply in
-                    if case .forwardReply(let response) = reply { return loop.makeSucceededFuture(response) }
-                    return attempt(index + 1, failures: failures + ["\(member.name): unexpected reply"])
+                    switch reply {
+                    case .forwardReply(let response): return loop.makeSucceededFuture(response)
+                    case .refused(let reason):
+                        return attempt(index + 1, failures: failures + ["\(member.name): \(reason)"])
+                    default: return attempt(index + 1, failures: failures + ["\(member.name): unexpected reply"])
+                    }
                 }
                 .flatMapError { error in attempt(index + 1, failures: failures + ["\(member.name): \(error)"]) }
         }
@@ -529,6 +542,12 @@ final class KVService: Sendable {
             // next home replica instead of returning this node's 503.
             guard membership.hasJoined else {
                 return loop.makeSucceededFuture(.refused(reason: "still joining the cluster"))
+            }
+            // Likewise when the ring just changed and this node is no longer a home
+            // replica of the key in its view (the forwarder's view is older): the
+            // forwarder tries the next one, which is.
+            if request.operation != .get, !isHomeReplica(bucket: request.bucket, key: request.key) {
+                return loop.makeSucceededFuture(.refused(reason: "not a home replica of the key in this node's view"))
             }
             return handle(request, on: loop).map { .forwardReply($0) }
         default:
