@@ -2,24 +2,8 @@
 
 /// Helpers shared by the anti-entropy suites (tictac trees, exchanges, repair plans).
 
-/// A seeded generator with the helpers these suites draw from (a wrapper, so its names
-/// cannot collide with other suites' extensions of `SeededRandom`).
-struct AERandom {
-    var base: SeededRandom
-
-    init(seed: UInt64) {
-        base = SeededRandom(seed: seed)
-    }
-
-    mutating func next() -> UInt64 {
-        base.next()
-    }
-
-    /// Uniform in `0..<bound` (bound > 0).
-    mutating func below(_ bound: Int) -> Int {
-        Int(next() % UInt64(bound))
-    }
-}
+/// The seeded generator these suites draw from: the causality suites' (same sequence).
+typealias AERandom = CausalRNG
 
 /// A replica's key → version-digest map.
 typealias AEKeySet = [RepairKey: UInt64]
