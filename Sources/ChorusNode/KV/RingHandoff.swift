@@ -166,6 +166,17 @@ final class RingHandoff: Sendable {
         }
     }
 
+    /// Logs a finished transfer with what it moved.
+    private func logTransfer(_ message: Logger.Message, since started: NIODeadline) {
+        let progress = self.progress
+        logger.notice(
+            message,
+            metadata: [
+                "partitions": "\(progress.partitionsDone)", "objects": "\(progress.objects)",
+                "bytes": "\(progress.bytes)", "seconds": "\(Double((NIODeadline.now() - started).nanoseconds) / 1e9)",
+            ])
+    }
+
     struct HandoffError: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }
@@ -256,16 +267,7 @@ final class RingHandoff: Sendable {
             update { $0.state = "done" }
             return membership.setRingPhase(nil)
         }.whenComplete { [self] result in
-            if case .success = result {
-                let progress = self.progress
-                logger.notice(
-                    "joined the ring",
-                    metadata: [
-                        "partitions": "\(progress.partitionsDone)", "objects": "\(progress.objects)",
-                        "bytes": "\(progress.bytes)",
-                        "seconds": "\(Double((NIODeadline.now() - started).nanoseconds) / 1e9)",
-                    ])
-            }
+            if case .success = result { logTransfer("joined the ring", since: started) }
             // On failure the node stays joining and the next tick tries again.
             finish(result)
         }
@@ -449,14 +451,7 @@ final class RingHandoff: Sendable {
         }.whenComplete { [self] result in
             switch result {
             case .success:
-                let progress = self.progress
-                logger.notice(
-                    "handed off every partition; announcing left",
-                    metadata: [
-                        "partitions": "\(progress.partitionsDone)", "objects": "\(progress.objects)",
-                        "bytes": "\(progress.bytes)",
-                        "seconds": "\(Double((NIODeadline.now() - started).nanoseconds) / 1e9)",
-                    ])
+                logTransfer("handed off every partition; announcing left", since: started)
                 departLeft()
             case .failure(let error):
                 finish(.failure(error))
