@@ -73,10 +73,10 @@ struct FaultScenarioProcessTests {
         return !data.isEmpty
     }
 
-    static func runScenario(_ name: String) throws {
+    static func runScenario(_ name: String) async throws {
         let dir = try RollingRestartProcessTests.tempDir("faults-\(name)")
         let report = dir.appendingPathComponent("report.json")
-        let (status, output) = try RollingRestartProcessTests.run(
+        let (status, output) = try await RollingRestartProcessTests.run(
             faultsTool, [name, "--dir", dir.path, "--report", report.path], dir: dir, env: [:], timeout: 300)
         var ok = false
         if let data = try? Data(contentsOf: report),
@@ -84,31 +84,37 @@ struct FaultScenarioProcessTests {
         {
             ok = object["ok"] as? Bool ?? false
         }
-        #expect(status == 0, "tools/faults \(name) exited \(status):\n\(output.suffix(8000))")
+        // The failed checks first: CI shows only part of a long output.
+        let failed = output.split(separator: "\n").filter { $0.contains("FAILED") || $0.contains("[FAIL]") }
+        #expect(
+            status == 0,
+            "tools/faults \(name) exited \(status); failed:\n\(failed.joined(separator: "\n"))\n\(output.suffix(8000))")
         #expect(ok, "tools/faults \(name) report is not ok:\n\(output.suffix(3000))")
         #expect(leftovers().isEmpty, "left behind after \(name): \(leftovers())")
         if status == 0 && ok { try? FileManager.default.removeItem(at: dir) }
     }
 
-    @Test func minorityPartitionLosesNothingAndLeavesSiblings() throws { try Self.runScenario("minority-partition") }
+    @Test func minorityPartitionLosesNothingAndLeavesSiblings() async throws {
+        try await Self.runScenario("minority-partition")
+    }
 
-    @Test func lossyNodeCausesNoFalseDeaths() throws { try Self.runScenario("lossy-node") }
+    @Test func lossyNodeCausesNoFalseDeaths() async throws { try await Self.runScenario("lossy-node") }
 
-    @Test func pausedNodeIsNotDeclaredDead() throws { try Self.runScenario("paused-node") }
+    @Test func pausedNodeIsNotDeclaredDead() async throws { try await Self.runScenario("paused-node") }
 
-    @Test func killUnderLoadLosesNoAcknowledgedWrite() throws { try Self.runScenario("kill-under-load") }
+    @Test func killUnderLoadLosesNoAcknowledgedWrite() async throws { try await Self.runScenario("kill-under-load") }
 
-    @Test func lwwBucketUnderClockSkewBehavesAsDocumented() throws { try Self.runScenario("lww-skew") }
+    @Test func lwwBucketUnderClockSkewBehavesAsDocumented() async throws { try await Self.runScenario("lww-skew") }
 
-    @Test func udpIsBoundAgainAfterSendErrors() throws { try Self.runScenario("send-errors") }
+    @Test func udpIsBoundAgainAfterSendErrors() async throws { try await Self.runScenario("send-errors") }
 
     /// `start` then `clean`: every namespace, veth and the bridge are gone, and so are
     /// the agents.
-    @Test func cleanLeavesNothingBehind() throws {
+    @Test func cleanLeavesNothingBehind() async throws {
         let dir = try RollingRestartProcessTests.tempDir("netns-clean")
         let cluster = dir.appendingPathComponent("cluster").path
         let env = ["CHORUS_NETNS_DIR": cluster]
-        let (status, output) = try RollingRestartProcessTests.run(
+        let (status, output) = try await RollingRestartProcessTests.run(
             Self.netnsTool, ["start", "2"], dir: dir, env: env, timeout: 120)
         try #require(status == 0, "start failed:\n\(output)")
         #expect(Self.leftovers().count >= 5, "expected 2 namespaces, 2 veths and a bridge: \(Self.leftovers())")
@@ -117,7 +123,7 @@ struct FaultScenarioProcessTests {
                 .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
         #expect(pids.count == 2)
-        let (cleanStatus, cleanOutput) = try RollingRestartProcessTests.run(
+        let (cleanStatus, cleanOutput) = try await RollingRestartProcessTests.run(
             Self.netnsTool, ["clean"], dir: dir, env: env, timeout: 120)
         #expect(cleanStatus == 0, "clean failed:\n\(cleanOutput)")
         #expect(Self.leftovers().isEmpty, "left behind: \(Self.leftovers())")
@@ -129,7 +135,7 @@ struct FaultScenarioProcessTests {
     /// SIGTERM while `start` is bringing agents up: the trap removes what it made.
     /// Spawned with an empty signal mask (`SpawnedProcess`): Foundation's `Process`
     /// would hand the script the blocked SIGTERM of Swift concurrency's threads.
-    @Test func interruptedStartLeavesNothingBehind() throws {
+    @Test func interruptedStartLeavesNothingBehind() async throws {
         let dir = try RollingRestartProcessTests.tempDir("netns-interrupt")
         let cluster = dir.appendingPathComponent("cluster").path
         var environment = ProcessInfo.processInfo.environment
@@ -143,13 +149,13 @@ struct FaultScenarioProcessTests {
         while start.isRunning && Date() < deadline
             && !FileManager.default.fileExists(atPath: "\(cluster)/node1.pid")
         {
-            Thread.sleep(forTimeInterval: 0.02)
+            try await Task.sleep(for: .milliseconds(20))
         }
         let pid = (try? String(contentsOfFile: "\(cluster)/node1.pid", encoding: .utf8))
             .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         start.send(SIGTERM)
         let exitDeadline = Date().addingTimeInterval(60)
-        while start.isRunning && Date() < exitDeadline { Thread.sleep(forTimeInterval: 0.05) }
+        while start.isRunning && Date() < exitDeadline { try await Task.sleep(for: .milliseconds(50)) }
         let log = (try? String(contentsOfFile: dir.appendingPathComponent("start.log").path, encoding: .utf8)) ?? ""
         if start.exit == Termination(reason: .exit, status: 130) {
             #expect(Self.leftovers().isEmpty, "left behind: \(Self.leftovers())\n\(log)")
@@ -165,9 +171,9 @@ struct FaultScenarioProcessTests {
         }
         if start.isRunning {
             start.send(SIGKILL)
-            start.waitBlocking()
+            start.waitBlocking()  // after SIGKILL: a moment
         }
-        _ = try RollingRestartProcessTests.run(
+        _ = try await RollingRestartProcessTests.run(
             Self.netnsTool, ["clean"], dir: dir, env: ["CHORUS_NETNS_DIR": cluster], timeout: 120)
         #expect(Self.leftovers().isEmpty)
         try? FileManager.default.removeItem(at: dir)
@@ -178,9 +184,11 @@ struct FaultScenarioProcessTests {
 /// histories with lost, phantom and resurrected values, and ones causality explains).
 /// Python only, no agents and no root.
 @Suite struct HistoryCheckerTests {
-    @Test func checkerFlagsLostPhantomAndResurrectedValues() {
+    @Test func checkerFlagsLostPhantomAndResurrectedValues() async throws {
         let script = RollingRestartProcessTests.repoRoot.appendingPathComponent("tools/chorus_workload_test.py").path
-        let (status, output) = FaultScenarioProcessTests.shell("PYTHONDONTWRITEBYTECODE=1 python3 '\(script)' 2>&1")
+        let (status, output) = try await onOwnThread {
+            FaultScenarioProcessTests.shell("PYTHONDONTWRITEBYTECODE=1 python3 '\(script)' 2>&1")
+        }
         #expect(status == 0, "tools/chorus_workload_test.py:\n\(output)")
     }
 }

@@ -31,12 +31,16 @@ struct HandoffProcessTests {
                 let (index, key) = pair
                 let address = liveAddresses[index % liveAddresses.count]
                 let response = try await HandoffRequests.put(key, Self.value(of: key), w: "2", via: address)
-                return (key: key, ok: (200..<300).contains(response.status), report: "PUT \(key) w=2 via \(address): \(response)")
+                return (
+                    key: key, ok: (200..<300).contains(response.status),
+                    report: "PUT \(key) w=2 via \(address): \(response)"
+                )
             }
             let refused = puts.filter { !$0.ok }
             #expect(
                 refused.isEmpty,
-                "\(refused.count) of \(keys.count) w=2 writes with node4 and node5 stopped failed, first: \(refused.prefix(5).map(\.report))")
+                "\(refused.count) of \(keys.count) w=2 writes with node4 and node5 stopped failed, first: \(refused.prefix(5).map(\.report))"
+            )
             let written = puts.filter(\.ok).map(\.key)
 
             // Where each key lives (placement does not change while nodes are stopped).
@@ -48,7 +52,8 @@ struct HandoffProcessTests {
             for placement in placements {
                 for name in placement.replicas where stoppedNames.contains(name) { missed[name, default: 0] += 1 }
             }
-            try #require(stoppedNames.allSatisfy { missed[$0, default: 0] > 0 }, "writes missed per stopped node: \(missed)")
+            try #require(
+                stoppedNames.allSatisfy { missed[$0, default: 0] > 0 }, "writes missed per stopped node: \(missed)")
 
             // The live nodes hold a hint for every write a stopped home replica missed.
             var held: [String: Int] = [:]
@@ -65,7 +70,8 @@ struct HandoffProcessTests {
             // get a hint too, legitimately; it is handed off at once and not checked here.)
             #expect(
                 Set(byTarget.keys.filter { !live.map(\.name).contains($0) }) == stoppedNames,
-                "hint targets on the live nodes: \(live.map { "\($0.name): \(HintView.summary(listings[$0.name] ?? []))" })")
+                "hint targets on the live nodes: \(live.map { "\($0.name): \(HintView.summary(listings[$0.name] ?? []))" })"
+            )
             for holder in live {
                 for hint in listings[holder.name] ?? [] where stoppedNames.contains(hint.target) {
                     #expect(
@@ -81,17 +87,22 @@ struct HandoffProcessTests {
                 try await cluster.waitUntil("\(holder.name)'s chorus_hints_pending matches chorus hints") {
                     let metrics = try await cluster.metricsText(of: holder)
                     let listing = try await cluster.hints(of: holder)
-                    shown = listing.map { "\($0.target): listed \($0.count), metric \(Metrics.value(metrics, "chorus_hints_pending", labels: ["target": $0.target]))" }
-                        .joined(separator: ", ")
+                    shown = listing.map {
+                        "\($0.target): listed \($0.count), metric \(Metrics.value(metrics, "chorus_hints_pending", labels: ["target": $0.target]))"
+                    }
+                    .joined(separator: ", ")
                     return listing.allSatisfy {
-                        Metrics.value(metrics, "chorus_hints_pending", labels: ["target": $0.target]) == Double($0.count)
+                        Metrics.value(metrics, "chorus_hints_pending", labels: ["target": $0.target])
+                            == Double($0.count)
                     }
                 }
                 #expect(!shown.isEmpty, "\(holder.name) holds no hints at all")
             }
             let storedBefore = try await cluster.metricSum("chorus_hints_stored_total", over: live)
             let heldTotal = byTarget.values.reduce(0, +)
-            #expect(storedBefore >= Double(heldTotal), "chorus_hints_stored_total \(storedBefore), hints listed \(heldTotal)")
+            #expect(
+                storedBefore >= Double(heldTotal),
+                "chorus_hints_stored_total \(storedBefore), hints listed \(heldTotal)")
 
             // Back with the same data dirs: every hint is handed off and deleted.
             for agent in stopped { try cluster.restart(agent) }
@@ -99,7 +110,9 @@ struct HandoffProcessTests {
             try await cluster.waitUntilServing(stopped)
             try await cluster.waitUntilNoHints(on: agents)
             let delivered = try await cluster.metricSum("chorus_hints_delivered_total", over: live)
-            #expect(delivered >= Double(heldTotal), "chorus_hints_delivered_total \(delivered) on the holders, \(heldTotal) hints were held")
+            #expect(
+                delivered >= Double(heldTotal),
+                "chorus_hints_delivered_total \(delivered) on the holders, \(heldTotal) hints were held")
 
             // Every home replica of every key has its own copy now.
             let addressByName = Dictionary(uniqueKeysWithValues: agents.map { ($0.name, $0.httpAddress) })
@@ -108,11 +121,13 @@ struct HandoffProcessTests {
                 let (key, home) = pair
                 guard let address = addressByName[home] else { return "\(key): home replica \(home) is no agent" }
                 let local = try await HandoffRequests.localGet(key, via: address)
-                return local.status == 200 && local.text == Self.value(of: key) ? nil : "\(home)'s copy of \(key): \(local)"
+                return local.status == 200 && local.text == Self.value(of: key)
+                    ? nil : "\(home)'s copy of \(key): \(local)"
             }.compactMap { $0 }
             #expect(
                 problems.isEmpty,
-                "\(problems.count) of \(copies.count) home copies wrong after handoff (node4 missed \(missed["node4", default: 0]), node5 \(missed["node5", default: 0])), first: \(problems.prefix(5))")
+                "\(problems.count) of \(copies.count) home copies wrong after handoff (node4 missed \(missed["node4", default: 0]), node5 \(missed["node5", default: 0])), first: \(problems.prefix(5))"
+            )
         }
     }
 
@@ -144,21 +159,26 @@ struct HandoffProcessTests {
                 }
                 throw HarnessError("no key \(prefix)-0..199 has \(down) of \(stoppedNames) among its home replicas")
             }
-            func expectStrictFailure(_ what: String, _ response: KVHTTPResponse, sourceLocation: SourceLocation = #_sourceLocation) {
+            func expectStrictFailure(
+                _ what: String, _ response: KVHTTPResponse, sourceLocation: SourceLocation = #_sourceLocation
+            ) {
                 #expect(response.status == 503, "\(what): \(response)", sourceLocation: sourceLocation)
                 guard let body = try? response.decode(QuorumFailureBody.self) else {
                     Issue.record("\(what): no JSON quorum error: \(response)", sourceLocation: sourceLocation)
                     return
                 }
                 #expect(
-                    body.error.contains("strict quorum") && body.error.contains("2 fallback nodes took hints that do not count"),
+                    body.error.contains("strict quorum")
+                        && body.error.contains("2 fallback nodes took hints that do not count"),
                     "\(what): error should say the hints do not count: \(body.error)", sourceLocation: sourceLocation)
                 #expect(
                     body.acknowledged == 1 && body.required == 2 && body.replicas == 3 && body.hinted == 2,
                     "\(what): counts: \(response)", sourceLocation: sourceLocation)
                 #expect(
-                    body.failures.count == 2 && stoppedNames.allSatisfy { name in body.failures.contains { $0.contains(name) } },
-                    "\(what): failures should name \(stoppedNames.sorted()): \(body.failures)", sourceLocation: sourceLocation)
+                    body.failures.count == 2
+                        && stoppedNames.allSatisfy { name in body.failures.contains { $0.contains(name) } },
+                    "\(what): failures should name \(stoppedNames.sorted()): \(body.failures)",
+                    sourceLocation: sourceLocation)
             }
 
             // sloppy=false on the request.
@@ -168,14 +188,16 @@ struct HandoffProcessTests {
                     bothDown, bytes: Array("strict \(index)".utf8), query: [("sloppy", "false")])
                 expectStrictFailure("PUT \(bothDown)?sloppy=false via \(coordinator.name)", strict)
             }
-            let explicit = try await live[1].kvPut(bothDown, bytes: Array("strict w=2".utf8), w: "2", query: [("sloppy", "false")])
+            let explicit = try await live[1].kvPut(
+                bothDown, bytes: Array("strict w=2".utf8), w: "2", query: [("sloppy", "false")])
             expectStrictFailure("PUT \(bothDown)?w=2&sloppy=false", explicit)
             // The same write with a sloppy quorum (the default) succeeds.
             let sloppy = try await live[2].kvPut(bothDown, "sloppy", w: "2")
             #expect(sloppy.status == 204, "PUT \(bothDown) w=2 with the default sloppy quorum: \(sloppy)")
             // A strict write with one home replica down still has its two home replicas.
             let oneDown = try await key("strict-one", bucket: "default", down: 1)
-            let strictOne = try await live[0].kvPut(oneDown, bytes: Array("strict".utf8), w: "2", query: [("sloppy", "false")])
+            let strictOne = try await live[0].kvPut(
+                oneDown, bytes: Array("strict".utf8), w: "2", query: [("sloppy", "false")])
             #expect(strictOne.status == 204, "PUT \(oneDown)?sloppy=false with one home replica down: \(strictOne)")
 
             // sloppy = false as the bucket's default; the request may still ask for sloppy.
@@ -218,7 +240,8 @@ struct HandoffProcessTests {
             try await cluster.waitUntil("the other nodes hold \(homed.count) hints for \(target.name)") {
                 held = [:]
                 for holder in others {
-                    held[holder.name] = try await cluster.hints(of: holder).filter { $0.id == targetID }.map(\.count).reduce(0, +)
+                    held[holder.name] = try await cluster.hints(of: holder).filter { $0.id == targetID }.map(\.count)
+                        .reduce(0, +)
                 }
                 return held.values.reduce(0, +) >= homed.count
             }
@@ -244,7 +267,8 @@ struct HandoffProcessTests {
             let kept = afterRestart.filter { $0.id == targetID }.map(\.count).reduce(0, +)
             #expect(
                 kept > 0 && kept <= heldBefore,
-                "\(holder.name) held \(heldBefore) hints for \(target.name) before kill -9; after its restart it lists: \(HintView.summary(afterRestart))")
+                "\(holder.name) held \(heldBefore) hints for \(target.name) before kill -9; after its restart it lists: \(HintView.summary(afterRestart))"
+            )
 
             // ...and are then delivered.
             try await cluster.waitAllAlive(agents)
@@ -261,7 +285,8 @@ struct HandoffProcessTests {
             }.compactMap { $0 }
             #expect(
                 problems.isEmpty,
-                "\(problems.count) of \(homed.count) keys missing on \(target.name) after handoff, first: \(problems.prefix(5))")
+                "\(problems.count) of \(homed.count) keys missing on \(target.name) after handoff, first: \(problems.prefix(5))"
+            )
         }
     }
 
@@ -290,11 +315,13 @@ struct HandoffProcessTests {
             try #require(keys.count == 20, "keys homed on \(stale.name): \(keys)")
             for (index, key) in keys.enumerated() {
                 let put = try await live[index % 3].kvPut(key, Self.value(of: key), w: "2")
-                #expect(put.status == 204, "PUT \(key) w=2 via \(live[index % 3].name) with \(stale.name) stopped: \(put)")
+                #expect(
+                    put.status == 204, "PUT \(key) w=2 via \(live[index % 3].name) with \(stale.name) stopped: \(put)")
             }
             for agent in live {
                 let hints = try await cluster.hints(of: agent)
-                #expect(hints.isEmpty, "with hinted_handoff = false \(agent.name) took hints: \(HintView.summary(hints))")
+                #expect(
+                    hints.isEmpty, "with hinted_handoff = false \(agent.name) took hints: \(HintView.summary(hints))")
             }
 
             try cluster.restart(stale)
@@ -309,9 +336,13 @@ struct HandoffProcessTests {
             for (index, key) in keys.enumerated() {
                 let reader = live[(index + 1) % 3]
                 let read = try await reader.kvGet(key, r: "3")
-                #expect(read.status == 200 && read.text == Self.value(of: key), "GET \(key) r=3 via \(reader.name): \(read)")
+                #expect(
+                    read.status == 200 && read.text == Self.value(of: key), "GET \(key) r=3 via \(reader.name): \(read)"
+                )
                 // Repair follows the reply.
-                try await cluster.waitUntil("read repair gives \(stale.name) its copy of \(key)", deadline: .seconds(15)) {
+                try await cluster.waitUntil(
+                    "read repair gives \(stale.name) its copy of \(key)", deadline: .seconds(15)
+                ) {
                     let local = try await stale.kvGet(key, local: true)
                     return local.status == 200 && local.text == Self.value(of: key)
                 }
@@ -319,7 +350,8 @@ struct HandoffProcessTests {
             let repairsAfter = try await cluster.metricSum("chorus_read_repairs_total", over: agents)
             #expect(
                 repairsAfter - repairsBefore >= Double(keys.count),
-                "chorus_read_repairs_total summed over the nodes went from \(repairsBefore) to \(repairsAfter) for \(keys.count) repaired keys")
+                "chorus_read_repairs_total summed over the nodes went from \(repairsBefore) to \(repairsAfter) for \(keys.count) repaired keys"
+            )
         }
     }
 }

@@ -65,7 +65,8 @@ extension AgentCluster {
         do {
             try await waitUntil("no node holds hints any more", deadline: deadline) {
                 let (_, listings) = try await hintCounts(on: holders)
-                last = holders.map { "\($0.name): \(HintView.summary(listings[$0.name] ?? []))" }.joined(separator: "; ")
+                last = holders.map { "\($0.name): \(HintView.summary(listings[$0.name] ?? []))" }.joined(
+                    separator: "; ")
                 return listings.values.allSatisfy(\.isEmpty)
             }
         } catch {
@@ -145,7 +146,9 @@ enum HandoffRequests {
         let response = try await KVHTTP.request("GET", address, "/v1/ring?bucket=\(bucket)&key=\(encoded)")
         guard response.status == 200 else { throw HarnessError("GET /v1/ring for \(key) via \(address): \(response)") }
         let ring = try response.decode(RingView.self)
-        guard let placement = ring.key else { throw HarnessError("ring for \(key) via \(address) shows no key: \(response)") }
+        guard let placement = ring.key else {
+            throw HarnessError("ring for \(key) via \(address) shows no key: \(response)")
+        }
         return placement
     }
 
@@ -155,7 +158,8 @@ enum HandoffRequests {
     }
 
     static func localGet(_ key: String, via address: String) async throws -> KVHTTPResponse {
-        try await KVHTTP.request("GET", address, Agent.kvTarget(bucket: "default", key: key, query: [("replica", "local")]))
+        try await KVHTTP.request(
+            "GET", address, Agent.kvTarget(bucket: "default", key: key, query: [("replica", "local")]))
     }
 
     /// `transform` over `items`, at most `width` at a time; results in the order of `items`.

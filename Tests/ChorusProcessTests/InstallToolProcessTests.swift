@@ -17,13 +17,13 @@ struct InstallToolProcessTests {
         (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 
-    @Test func installsIntoAPrefixIdempotently() throws {
+    @Test func installsIntoAPrefixIdempotently() async throws {
         let dir = try RollingRestartProcessTests.tempDir("install")
         let prefix = dir.appendingPathComponent("root").path
         let binary = try AgentCluster.locateBinary().path
         let arguments = ["--prefix", prefix, "--no-build", "--bin", binary]
 
-        let (first, firstOutput) = try RollingRestartProcessTests.run(
+        let (first, firstOutput) = try await RollingRestartProcessTests.run(
             Self.tool, arguments, dir: dir, env: [:], timeout: 60)
         try #require(first == 0, "first install failed:\n\(firstOutput)")
         #expect(firstOutput.contains("done: changes made"), "\(firstOutput)")
@@ -54,7 +54,7 @@ struct InstallToolProcessTests {
         #expect(!unitLines.contains("StateDirectory=chorus"), "StateDirectory names /var/lib, not the prefix")
 
         // Second run: nothing changes, and it says so.
-        let (second, secondOutput) = try RollingRestartProcessTests.run(
+        let (second, secondOutput) = try await RollingRestartProcessTests.run(
             Self.tool, arguments, dir: dir, env: [:], timeout: 60)
         #expect(second == 0, "\(secondOutput)")
         #expect(secondOutput.contains("done: nothing changed"), "\(secondOutput)")
@@ -64,7 +64,7 @@ struct InstallToolProcessTests {
         #expect(acted.isEmpty, "second run acted: \(acted)")
 
         // The installed binary accepts the installed config.
-        let (checked, checkOutput) = try RollingRestartProcessTests.run(
+        let (checked, checkOutput) = try await RollingRestartProcessTests.run(
             bin, ["agent", "--check-config", "--config", config], dir: dir, env: [:], timeout: 30)
         #expect(checked == 0, "\(checkOutput)")
         #expect(checkOutput.contains("configuration OK") && checkOutput.contains("data_dir=\(data)"), "\(checkOutput)")
@@ -72,13 +72,13 @@ struct InstallToolProcessTests {
         // An operator's edit is kept; the shipped config lands in chorus.toml.new.
         let edited = configText + "\nname = \"db1\"\n"
         try edited.write(toFile: config, atomically: true, encoding: .utf8)
-        let (third, thirdOutput) = try RollingRestartProcessTests.run(
+        let (third, thirdOutput) = try await RollingRestartProcessTests.run(
             Self.tool, arguments, dir: dir, env: [:], timeout: 60)
         #expect(third == 0, "\(thirdOutput)")
         #expect(Self.text(config) == edited)
         #expect(Self.text(config + ".new") == configText)
         #expect(thirdOutput.contains("chorus.toml.new"), "\(thirdOutput)")
-        let (fourth, fourthOutput) = try RollingRestartProcessTests.run(
+        let (fourth, fourthOutput) = try await RollingRestartProcessTests.run(
             Self.tool, arguments, dir: dir, env: [:], timeout: 60)
         #expect(fourth == 0 && fourthOutput.contains("done: nothing changed"), "\(fourthOutput)")
 

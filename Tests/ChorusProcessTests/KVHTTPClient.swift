@@ -44,7 +44,9 @@ struct KVHTTPResponse: Sendable, CustomStringConvertible {
 
         /// Every sibling's value, base64-decoded as UTF-8 text.
         var values: [String] {
-            siblings.map { Data(base64Encoded: $0.value).map { String(decoding: $0, as: UTF8.self) } ?? "<bad base64 \($0.value)>" }
+            siblings.map {
+                Data(base64Encoded: $0.value).map { String(decoding: $0, as: UTF8.self) } ?? "<bad base64 \($0.value)>"
+            }
         }
     }
 
@@ -129,7 +131,8 @@ enum KVHTTP {
             }
             if count < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
                 if ContinuousClock.now >= deadline {
-                    throw HarnessError("\(what): sending timed out after \(timeout) (\(sent) of \(request.count) bytes)")
+                    throw HarnessError(
+                        "\(what): sending timed out after \(timeout) (\(sent) of \(request.count) bytes)")
                 }
                 continue
             }
@@ -168,7 +171,9 @@ enum KVHTTP {
             }
         }
         guard let split else {
-            throw HarnessError("\(what): no HTTP header in \(bytes.count) bytes: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
+            throw HarnessError(
+                "\(what): no HTTP header in \(bytes.count) bytes: \(String(decoding: bytes.prefix(200), as: UTF8.self))"
+            )
         }
         let headText = String(decoding: bytes[0..<split], as: UTF8.self)
         var lines = headText.components(separatedBy: "\r\n")

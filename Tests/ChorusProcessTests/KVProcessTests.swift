@@ -153,7 +153,9 @@ struct KVProcessTests {
             #expect(afterPartial.status == 300, "a write that saw only 'left' must keep 'right': \(afterPartial)")
             if afterPartial.status == 300 {
                 let body = try afterPartial.decode(KVHTTPResponse.SiblingsBody.self)
-                #expect(body.values.sorted() == ["after-left", "right"], "siblings after the partial write: \(afterPartial)")
+                #expect(
+                    body.values.sorted() == ["after-left", "right"], "siblings after the partial write: \(afterPartial)"
+                )
                 mergedContext = body.context
             }
 
@@ -162,7 +164,9 @@ struct KVProcessTests {
             #expect(resolve.status == 204, "PUT with the merged context: \(resolve)")
             for agent in agents {
                 let read = try await agent.kvGet(key, r: "all")
-                #expect(read.status == 200 && read.text == "resolved", "GET \(key) via \(agent.name) after resolving: \(read)")
+                #expect(
+                    read.status == 200 && read.text == "resolved",
+                    "GET \(key) via \(agent.name) after resolving: \(read)")
             }
         }
     }
@@ -195,7 +199,9 @@ struct KVProcessTests {
             let still = try await agents[2].kvGet(key, r: "all")
             if still.status == 300 {
                 let values = try still.decode(KVHTTPResponse.SiblingsBody.self).values
-                #expect(values.count == limit && !values.contains("one too many"), "\(values.count) siblings after the refusal")
+                #expect(
+                    values.count == limit && !values.contains("one too many"),
+                    "\(values.count) siblings after the refusal")
             } else {
                 Issue.record("GET after the refused write: \(still)")
             }
@@ -205,7 +211,8 @@ struct KVProcessTests {
             #expect(resolve.status == 204, "PUT with the context of \(limit) siblings: \(resolve)")
             for agent in agents {
                 let read = try await agent.kvGet(key, r: "all")
-                #expect(read.status == 200 && read.text == "calm", "GET \(key) via \(agent.name) after resolving: \(read)")
+                #expect(
+                    read.status == 200 && read.text == "calm", "GET \(key) via \(agent.name) after resolving: \(read)")
             }
             #expect(
                 agents.contains { $0.log.contains("many siblings") },
@@ -244,11 +251,15 @@ struct KVProcessTests {
             #expect(rewrite.status == 204, "PUT \(key) with the 404's context: \(rewrite)")
             for agent in agents {
                 let again = try await agent.kvGet(key, r: "all")
-                #expect(again.status == 200 && again.text == "reborn", "GET \(key) via \(agent.name) after rewrite: \(again)")
+                #expect(
+                    again.status == 200 && again.text == "reborn",
+                    "GET \(key) via \(agent.name) after rewrite: \(again)")
             }
 
             // The CLI's delete reads the context itself.
-            let cliDelete = try await cluster.command(["delete", key, "--w", "all", "--http-addr", agents[0].httpAddress])
+            let cliDelete = try await cluster.command([
+                "delete", key, "--w", "all", "--http-addr", agents[0].httpAddress,
+            ])
             try cliDelete.requireSuccess("chorus delete")
             let gone = try await agents[1].kvGet(key, r: "all")
             #expect(gone.status == 404, "GET \(key) after chorus delete: \(gone)")
@@ -321,7 +332,8 @@ struct KVProcessTests {
             for index in stride(from: 0, to: count, by: 7) {
                 let key = "during-\(index)"
                 let read = try await victim.kvGet(key, r: "2")
-                #expect(read.status == 200 && read.text == "value \(index)", "GET \(key) r=2 via restarted node3: \(read)")
+                #expect(
+                    read.status == 200 && read.text == "value \(index)", "GET \(key) r=2 via restarted node3: \(read)")
             }
             // And w=all works again.
             let all = try await victim.kvPut("after-restart", "everyone again", w: "all")
@@ -365,7 +377,9 @@ struct KVProcessTests {
                     missing.append("r=all \(key) via \(agents[(index + 1) % 3].name): \(read)")
                 }
             }
-            #expect(missing.isEmpty, "sync=\(sync): \(missing.count) lost reads after kill -9 of all agents, first: \(missing.prefix(5))")
+            #expect(
+                missing.isEmpty,
+                "sync=\(sync): \(missing.count) lost reads after kill -9 of all agents, first: \(missing.prefix(5))")
         }
     }
 
@@ -392,7 +406,8 @@ struct KVProcessTests {
                 }
                 let message = body.error.lowercased()
                 for word in words {
-                    #expect(message.contains(word.lowercased()), "\(what): error should mention '\(word)': \(body.error)",
+                    #expect(
+                        message.contains(word.lowercased()), "\(what): error should mention '\(word)': \(body.error)",
                         sourceLocation: sourceLocation)
                 }
             }
@@ -402,29 +417,39 @@ struct KVProcessTests {
                 try await KVHTTP.request(method, node.httpAddress, target, headers: headers, body: body)
             }
 
-            expectRefused("PUT w=0", try await raw("PUT", "/v1/kv/default/good?w=0", body: Array("x".utf8)), mentions: ["w", "0"])
+            expectRefused(
+                "PUT w=0", try await raw("PUT", "/v1/kv/default/good?w=0", body: Array("x".utf8)), mentions: ["w", "0"])
             expectRefused("DELETE w=0", try await raw("DELETE", "/v1/kv/default/good?w=0"), mentions: ["w", "0"])
             expectRefused("GET r=7", try await raw("GET", "/v1/kv/default/good?r=7"), mentions: ["r", "7"])
-            expectRefused("PUT w=7", try await raw("PUT", "/v1/kv/default/good?w=7", body: Array("x".utf8)), mentions: ["w", "7"])
+            expectRefused(
+                "PUT w=7", try await raw("PUT", "/v1/kv/default/good?w=7", body: Array("x".utf8)), mentions: ["w", "7"])
             expectRefused(
                 "PUT w=banana", try await raw("PUT", "/v1/kv/default/good?w=banana", body: Array("x".utf8)),
                 mentions: ["w", "banana"])
-            expectRefused("GET r=banana", try await raw("GET", "/v1/kv/default/good?r=banana"), mentions: ["r", "banana"])
-            expectRefused("GET timeout=soon", try await raw("GET", "/v1/kv/default/good?timeout=soon"), mentions: ["timeout"])
-            expectRefused("GET timeout=0s", try await raw("GET", "/v1/kv/default/good?timeout=0s"), mentions: ["timeout"])
-            expectRefused("GET timeout=10m", try await raw("GET", "/v1/kv/default/good?timeout=10m"), mentions: ["timeout"])
+            expectRefused(
+                "GET r=banana", try await raw("GET", "/v1/kv/default/good?r=banana"), mentions: ["r", "banana"])
+            expectRefused(
+                "GET timeout=soon", try await raw("GET", "/v1/kv/default/good?timeout=soon"), mentions: ["timeout"])
+            expectRefused(
+                "GET timeout=0s", try await raw("GET", "/v1/kv/default/good?timeout=0s"), mentions: ["timeout"])
+            expectRefused(
+                "GET timeout=10m", try await raw("GET", "/v1/kv/default/good?timeout=10m"), mentions: ["timeout"])
             expectRefused("bucket with a space", try await raw("GET", "/v1/kv/my%20bucket/good"), mentions: ["bucket"])
-            expectRefused("bucket with an encoded slash", try await raw("GET", "/v1/kv/a%2Fb/good"), mentions: ["bucket"])
+            expectRefused(
+                "bucket with an encoded slash", try await raw("GET", "/v1/kv/a%2Fb/good"), mentions: ["bucket"])
             expectRefused(
                 "PUT into a bucket with an encoded slash",
                 try await raw("PUT", "/v1/kv/a%2Fb/good", body: Array("x".utf8)), mentions: ["bucket"])
             expectRefused("empty key", try await raw("GET", "/v1/kv/default/"), mentions: ["key"])
-            expectRefused("PUT empty key", try await raw("PUT", "/v1/kv/default/", body: Array("x".utf8)), mentions: ["key"])
-            expectRefused("unknown parameter", try await raw("GET", "/v1/kv/default/good?colour=red"), mentions: ["colour"])
+            expectRefused(
+                "PUT empty key", try await raw("PUT", "/v1/kv/default/", body: Array("x".utf8)), mentions: ["key"])
+            expectRefused(
+                "unknown parameter", try await raw("GET", "/v1/kv/default/good?colour=red"), mentions: ["colour"])
             expectRefused(
                 "unknown parameter on PUT", try await raw("PUT", "/v1/kv/default/good?ww=2", body: Array("x".utf8)),
                 mentions: ["ww"])
-            expectRefused("replica=local on PUT", try await raw("PUT", "/v1/kv/default/good?replica=local", body: [1]),
+            expectRefused(
+                "replica=local on PUT", try await raw("PUT", "/v1/kv/default/good?replica=local", body: [1]),
                 mentions: ["replica"])
 
             // Keys: any bytes up to 1024 of them round-trip, percent-encoded; longer is refused.
@@ -432,10 +457,12 @@ struct KVProcessTests {
                 let put = try await node.kvPut(odd, "odd:\(odd.prefix(20))", w: "all")
                 #expect(put.status == 204, "PUT key '\(odd.prefix(40))': \(put)")
                 let read = try await agents[1].kvGet(odd, r: "all")
-                #expect(read.status == 200 && read.text == "odd:\(odd.prefix(20))", "GET key '\(odd.prefix(40))': \(read)")
+                #expect(
+                    read.status == 200 && read.text == "odd:\(odd.prefix(20))", "GET key '\(odd.prefix(40))': \(read)")
             }
             expectRefused(
-                "PUT of a 1025-byte key", try await node.kvPut(String(repeating: "k", count: 1025), "x"), mentions: ["key"])
+                "PUT of a 1025-byte key", try await node.kvPut(String(repeating: "k", count: 1025), "x"),
+                mentions: ["key"])
 
             // A context with one character changed.
             var characters = Array(context)
@@ -451,7 +478,8 @@ struct KVProcessTests {
                 mentions: ["context"])
             expectRefused(
                 "PUT with a truncated context",
-                try await node.kvPut("good", "x", w: "all", context: String(context.dropLast(6))), mentions: ["context"])
+                try await node.kvPut("good", "x", w: "all", context: String(context.dropLast(6))), mentions: ["context"]
+            )
             expectRefused(
                 "PUT with a non-base64 context", try await node.kvPut("good", "x", context: "not base64 !!"),
                 mentions: ["context"])
@@ -469,7 +497,9 @@ struct KVProcessTests {
 
             // Nothing above changed the stored value.
             let unchanged = try await agents[1].kvGet("good", r: "all")
-            #expect(unchanged.status == 200 && unchanged.text == "value", "GET good after the refused requests: \(unchanged)")
+            #expect(
+                unchanged.status == 200 && unchanged.text == "value",
+                "GET good after the refused requests: \(unchanged)")
 
             // Values: exactly max_value_bytes is fine, one byte more is 413.
             let limit = 1 << 20
@@ -478,7 +508,9 @@ struct KVProcessTests {
             let over = try await node.kvPut("big-over", bytes: [UInt8](repeating: 0x62, count: limit + 1), w: "all")
             expectRefused("PUT of 1 MiB + 1 byte", over, status: 413, mentions: ["max_value_bytes"])
             let big = try await agents[2].kvGet("big", r: "all")
-            #expect(big.status == 200 && big.body.count == limit, "GET of the 1 MiB value: \(big.status), \(big.body.count) bytes")
+            #expect(
+                big.status == 200 && big.body.count == limit,
+                "GET of the 1 MiB value: \(big.status), \(big.body.count) bytes")
             let absent = try await agents[2].kvGet("big-over", r: "all")
             #expect(absent.status == 404, "the refused oversized value must not be stored: \(absent)")
 
@@ -512,7 +544,9 @@ struct KVProcessTests {
                 async let a = KVHTTP.request("PUT", addressA, target, body: valueA)
                 async let b = KVHTTP.request("PUT", addressB, target, body: valueB)
                 let (responseA, responseB) = try await (a, b)
-                #expect(responseA.status == 204 && responseB.status == 204, "blind PUTs to lww/\(key): \(responseA) \(responseB)")
+                #expect(
+                    responseA.status == 204 && responseB.status == 204,
+                    "blind PUTs to lww/\(key): \(responseA) \(responseB)")
 
                 var seen: Set<String> = []
                 for agent in agents {
@@ -579,21 +613,24 @@ struct KVProcessTests {
                     let placement = try #require(placements[agent.name])
                     #expect(
                         placement.partition == first.partition && placement.replicas == first.replicas,
-                        "\(agent.name) places \(key) at \(placement.partition) \(placement.replicas), node1 at \(first.partition) \(first.replicas)")
+                        "\(agent.name) places \(key) at \(placement.partition) \(placement.replicas), node1 at \(first.partition) \(first.replicas)"
+                    )
                 }
             }
 
             // Q is fixed at cluster creation: a node with another partition count is
             // refused at join, says why, and never enters the ring.
             let odd = try cluster.start(
-                name: "node5", hostIndex: 15, join: [cluster.gossipAddress(11)], extraArguments: ["--partitions", "512"])
+                name: "node5", hostIndex: 15, join: [cluster.gossipAddress(11)],
+                extraArguments: ["--partitions", "512"])
             let exit = try await cluster.waitForExit(odd, deadline: AgentCluster.defaultDeadline)
             #expect(!exit.isCleanExit, "an agent refused at join should exit with an error, got \(exit)")
             #expect(
                 odd.log.contains("512") && odd.log.contains("1024"),
                 "the refused agent should name both partition counts; log tail:\n\(odd.logTail(lines: 15))")
             let after = try await cluster.ring(of: agents[0])
-            #expect(Set(after.nodes.map(\.name)) == Set(agents.map(\.name)), "ring after the refused join: \(after.nodes)")
+            #expect(
+                Set(after.nodes.map(\.name)) == Set(agents.map(\.name)), "ring after the refused join: \(after.nodes)")
         }
     }
 }

@@ -50,7 +50,8 @@ struct KeyRotationProcessTests {
                 let listed = try await Self.keys(cluster, ["list"], via: agent)
                 #expect(Set(listed.map(\.node)) == names, "keys list on \(agent.name): \(listed)")
                 for result in listed {
-                    #expect(result.ok && result.primary == newKey && result.keys == [newKey],
+                    #expect(
+                        result.ok && result.primary == newKey && result.keys == [newKey],
                         "keys list on \(agent.name): \(result.node) has primary \(result.primary ?? "none")")
                 }
             }
@@ -96,7 +97,8 @@ struct KeyRotationProcessTests {
                 let listed = try await Self.keys(cluster, ["list"], via: agent)
                 #expect(listed.count == 3, "keys list on \(agent.name): \(listed)")
                 for result in listed {
-                    #expect(result.primary == newKey && Set(result.keys) == [oldKey, newKey],
+                    #expect(
+                        result.primary == newKey && Set(result.keys) == [oldKey, newKey],
                         "keys list on \(agent.name): \(result.node) has primary \(result.primary ?? "none")")
                 }
             }

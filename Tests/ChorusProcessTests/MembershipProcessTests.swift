@@ -179,13 +179,16 @@ struct MembershipProcessTests {
                 #expect(named.first?.id == original.id, "\(agent.name) sees \(MemberView.summary(members))")
                 #expect(named.first?.address == original.address)
                 #expect(!members.contains { $0.address == impostor.gossipAddress })
-                #expect(members.allSatisfy { $0.status == "alive" }, "\(agent.name) sees \(MemberView.summary(members))")
+                #expect(
+                    members.allSatisfy { $0.status == "alive" }, "\(agent.name) sees \(MemberView.summary(members))")
             }
         }
     }
 
     static func mentionsNameTaken(_ log: String) -> Bool {
         let lowered = log.lowercased()
-        return ["is taken", "name taken", "name in use", "duplicate name", "name already"].contains { lowered.contains($0) }
+        return ["is taken", "name taken", "name in use", "duplicate name", "name already"].contains {
+            lowered.contains($0)
+        }
     }
 }

@@ -28,10 +28,18 @@ struct RollingRestartProcessTests {
         return dir
     }
 
-    /// Runs a command with a bounded wait; output goes to a file in `dir`.
+    /// Runs a command with a bounded wait, on a thread of its own (`onOwnThread`); output
+    /// goes to a file in `dir`.
     static func run(
         _ executable: String, _ arguments: [String], dir: URL, env extra: [String: String],
         timeout: TimeInterval = 420
+    ) async throws -> (Int32, String) {
+        try await onOwnThread { try runBlocking(executable, arguments, dir: dir, env: extra, timeout: timeout) }
+    }
+
+    private static func runBlocking(
+        _ executable: String, _ arguments: [String], dir: URL, env extra: [String: String],
+        timeout: TimeInterval
     ) throws -> (Int32, String) {
         let binary = try AgentCluster.locateBinary()
         let process = Process()
@@ -63,9 +71,9 @@ struct RollingRestartProcessTests {
         return (process.terminationStatus, output)
     }
 
-    static func rollingRestart(_ arguments: [String], dir: URL, env: [String: String] = [:]) throws -> Run {
+    static func rollingRestart(_ arguments: [String], dir: URL, env: [String: String] = [:]) async throws -> Run {
         let reportURL = dir.appendingPathComponent("report.json")
-        let (status, output) = try run(tool, arguments + ["--report", reportURL.path], dir: dir, env: env)
+        let (status, output) = try await run(tool, arguments + ["--report", reportURL.path], dir: dir, env: env)
         var report: [String: Any] = [:]
         if let data = try? Data(contentsOf: reportURL),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
@@ -75,8 +83,21 @@ struct RollingRestartProcessTests {
         return Run(status: status, output: output, report: report)
     }
 
-    static func stopCluster(_ dir: URL) {
-        _ = try? run(clusterTool, ["stop"], dir: dir, env: ["CHORUS_CLUSTER_DIR": dir.path], timeout: 120)
+    /// Runs `body`, then stops the local cluster in `dir` whether or not it threw (the
+    /// tools stop the clusters they start; this is for a failed run).
+    static func stoppingCluster<T>(_ dir: URL, _ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            await stopCluster(dir)
+            return result
+        } catch {
+            await stopCluster(dir)
+            throw error
+        }
+    }
+
+    static func stopCluster(_ dir: URL) async {
+        _ = try? await run(clusterTool, ["stop"], dir: dir, env: ["CHORUS_CLUSTER_DIR": dir.path], timeout: 120)
     }
 
     static func check(_ run: Run) {
@@ -88,58 +109,59 @@ struct RollingRestartProcessTests {
         #expect((run.report["restarts"] as? [Any])?.count == 5)
     }
 
-    @Test func gracefulRollingRestartLosesNothing() throws {
+    @Test func gracefulRollingRestartLosesNothing() async throws {
         let dir = try Self.tempDir("graceful")
         let cluster = dir.appendingPathComponent("cluster")
-        defer { Self.stopCluster(cluster) }
-        let run = try Self.rollingRestart(
-            ["--nodes", "5", "--duration-per-node", "5", "--rate", "50", "--cluster-dir", cluster.path], dir: dir)
+        let run = try await Self.stoppingCluster(cluster) {
+            try await Self.rollingRestart(
+                ["--nodes", "5", "--duration-per-node", "5", "--rate", "50", "--cluster-dir", cluster.path], dir: dir)
+        }
         Self.check(run)
-        Self.stopCluster(cluster)  // the tool stops the cluster it started; this is for a failed run
         if run.status == 0 { try? FileManager.default.removeItem(at: dir) }
     }
 
-    @Test func killRollingRestartLosesNothing() throws {
+    @Test func killRollingRestartLosesNothing() async throws {
         let dir = try Self.tempDir("kill")
         let cluster = dir.appendingPathComponent("cluster")
-        defer { Self.stopCluster(cluster) }
-        let run = try Self.rollingRestart(
-            ["--nodes", "5", "--duration-per-node", "5", "--rate", "50", "--kill", "--cluster-dir", cluster.path],
-            dir: dir)
+        let run = try await Self.stoppingCluster(cluster) {
+            try await Self.rollingRestart(
+                ["--nodes", "5", "--duration-per-node", "5", "--rate", "50", "--kill", "--cluster-dir", cluster.path],
+                dir: dir)
+        }
         Self.check(run)
-        Self.stopCluster(cluster)  // the tool stops the cluster it started; this is for a failed run
         if run.status == 0 { try? FileManager.default.removeItem(at: dir) }
     }
 
     /// The real-hosts path: a nodes file and a restart template, here formatted into
     /// tools/cluster commands.
-    @Test func nodesFileAndRestartTemplate() throws {
+    @Test func nodesFileAndRestartTemplate() async throws {
         let dir = try Self.tempDir("template")
         let cluster = dir.appendingPathComponent("cluster")
-        defer { Self.stopCluster(cluster) }
-        let (status, nodesText) = try Self.run(
-            Self.tool, ["--nodes", "5", "--cluster-dir", cluster.path, "--start-only"], dir: dir, env: [:])
-        try #require(status == 0, "could not start the cluster:\n\(nodesText)")
-        let lines = nodesText.split(separator: "\n").filter { $0.hasPrefix("node") && $0.contains(":7480") }
-        try #require(lines.count == 5, "nodes file:\n\(nodesText)")
-        let nodesFile = dir.appendingPathComponent("nodes")
-        try (lines.joined(separator: "\n") + "\n").write(to: nodesFile, atomically: true, encoding: .utf8)
         let restartLog = dir.appendingPathComponent("restarts.log")
-        let quoted = "'\(Self.clusterTool)'"
-        let template =
-            "echo {name} {host} {http} >> '\(restartLog.path)' && "
-            + "CHORUS_CLUSTER_DIR='\(cluster.path)' \(quoted) stop {name} && "
-            + "CHORUS_CLUSTER_DIR='\(cluster.path)' \(quoted) restart {name}"
-        let run = try Self.rollingRestart(
-            [
-                "--nodes-file", nodesFile.path, "--restart-cmd", template, "--duration-per-node", "3",
-                "--rate", "40",
-            ], dir: dir)
+        // Stopped before its folder is removed (the stop needs the pid files).
+        let run = try await Self.stoppingCluster(cluster) {
+            let (status, nodesText) = try await Self.run(
+                Self.tool, ["--nodes", "5", "--cluster-dir", cluster.path, "--start-only"], dir: dir, env: [:])
+            try #require(status == 0, "could not start the cluster:\n\(nodesText)")
+            let lines = nodesText.split(separator: "\n").filter { $0.hasPrefix("node") && $0.contains(":7480") }
+            try #require(lines.count == 5, "nodes file:\n\(nodesText)")
+            let nodesFile = dir.appendingPathComponent("nodes")
+            try (lines.joined(separator: "\n") + "\n").write(to: nodesFile, atomically: true, encoding: .utf8)
+            let quoted = "'\(Self.clusterTool)'"
+            let template =
+                "echo {name} {host} {http} >> '\(restartLog.path)' && "
+                + "CHORUS_CLUSTER_DIR='\(cluster.path)' \(quoted) stop {name} && "
+                + "CHORUS_CLUSTER_DIR='\(cluster.path)' \(quoted) restart {name}"
+            return try await Self.rollingRestart(
+                [
+                    "--nodes-file", nodesFile.path, "--restart-cmd", template, "--duration-per-node", "3",
+                    "--rate", "40",
+                ], dir: dir)
+        }
         Self.check(run)
         let restarted = (try? String(contentsOf: restartLog, encoding: .utf8)) ?? ""
         #expect(restarted.contains("node3 127.0.0.3 127.0.0.3:7480"), "template not formatted:\n\(restarted)")
         #expect(restarted.split(separator: "\n").count == 5)
-        Self.stopCluster(cluster)  // before removing its folder (the deferred stop needs the pid files)
         if run.status == 0 { try? FileManager.default.removeItem(at: dir) }
     }
 }

@@ -32,7 +32,8 @@ struct WireSecurityProcessTests {
                     Set(members.map(\.name)) == ["node1", "node2", "node3"],
                     "\(agent.name) sees \(MemberView.summary(members))")
                 #expect(!members.contains { $0.address == intruder.gossipAddress })
-                #expect(members.allSatisfy { $0.status == "alive" }, "\(agent.name) sees \(MemberView.summary(members))")
+                #expect(
+                    members.allSatisfy { $0.status == "alive" }, "\(agent.name) sees \(MemberView.summary(members))")
             }
             if intruder.isRunning {
                 let alone = try await cluster.members(of: intruder)
@@ -45,7 +46,7 @@ struct WireSecurityProcessTests {
         try await AgentCluster.run(subnet: 21, label: "garbage") { cluster in
             // A long suspicion, so node4 stays suspect (and probed) well after the capture
             // socket takes its address, however slowly a loaded machine gets there.
-            let agents = try cluster.startNodes(4, firstHost: 1, extraArguments: ["--suspicion-mult", "30"])
+            let agents = try cluster.startNodes(4, firstHost: 1, extraArguments: ["--suspicion-mult", "60"])
             let views = try await cluster.waitAllAlive(agents)
             let target = agents[3]
             let before = try #require(views["node1"]?.named(target.name))
@@ -136,7 +137,7 @@ struct WireSecurityProcessTests {
             "unknown_key", "unknown key", "auth_failed", "authentication", "decrypt", "wrong key", "handshake",
             "one of our keys",
         ]
-            .contains { lowered.contains($0) }
+        .contains { lowered.contains($0) }
     }
 
     /// Binds `host:port` as soon as the killed agent's socket is gone.
