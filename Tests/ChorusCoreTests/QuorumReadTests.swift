@@ -16,7 +16,8 @@ import Testing
     }
 
     @Test func unreachableHomeReplicasAreReadFromTheirFallbacks() {
-        let targets = QuorumRead.targets(home: home, fallbacks: fallbacks, reachable: Set(nodes).subtracting([nodes[1]]))
+        let targets = QuorumRead.targets(
+            home: home, fallbacks: fallbacks, reachable: Set(nodes).subtracting([nodes[1]]))
         #expect(targets.map(\.node) == [nodes[0], nodes[3], nodes[2]])
         #expect(targets[1].standsInFor == nodes[1])
     }
@@ -60,5 +61,66 @@ import Testing
         #expect(
             read.answered(nodes[0], nil)
                 == .fail(answered: 1, failures: ["2 home replicas down with no fallback to stand in"]))
+    }
+
+    // MARK: Asking only what the quorum needs
+
+    @Test func aQuorumReadAsksItsOwnCopyFirstAndOnlyAsManyAsRNeeds() {
+        let local = nodes[2]
+        var read = QuorumRead(
+            targets: QuorumRead.targets(home: home, fallbacks: fallbacks, reachable: Set(nodes)), n: 3, required: 2,
+            sloppy: true, lww: false, preferred: local)
+        #expect(read.start() == nil)
+        #expect(read.firstTargets(askAll: false).map(\.node) == [local, nodes[0]])
+        #expect(read.firstTargets(askAll: false).isEmpty, "asked once")
+        #expect(read.answered(local, nil) == nil)
+        #expect(read.awaiting == 1)
+        #expect(read.answered(nodes[0], nil) == .respond(nil))
+        #expect(read.awaiting == 0)
+        #expect(read.nextTarget() == nil, "no spare once decided")
+    }
+
+    @Test func askingAllAsksEveryTarget() {
+        var read = QuorumRead(
+            targets: QuorumRead.targets(home: home, fallbacks: fallbacks, reachable: Set(nodes)), n: 3, required: 2,
+            sloppy: true, lww: false, preferred: nodes[1])
+        #expect(read.firstTargets(askAll: true).map(\.node) == [nodes[1], nodes[0], nodes[2]])
+        #expect(read.nextTarget() == nil)
+    }
+
+    @Test func aFailedTargetIsReplacedByASpareAndTheQuorumWaitsForIt() {
+        let new = object("v1", counter: 1)
+        var read = QuorumRead(
+            targets: QuorumRead.targets(home: home, fallbacks: fallbacks, reachable: Set(nodes)), n: 3, required: 2,
+            sloppy: true, lww: false, preferred: nodes[0])
+        #expect(read.firstTargets(askAll: false).map(\.node) == [nodes[0], nodes[1]])
+        #expect(read.answered(nodes[0], new) == nil)
+        // Not a failure of the read: a spare is left.
+        #expect(read.failed(nodes[1], reason: "node2: timed out") == nil)
+        #expect(read.nextTarget()?.node == nodes[2])
+        #expect(read.nextTarget() == nil, "every target asked")
+        #expect(read.answered(nodes[2], nil) == .respond(new))
+        #expect(read.repairTargets == [nodes[2]], "read repair among the replicas that answered")
+    }
+
+    @Test func aQuorumReadFailsOnlyOnceNoSpareIsLeft() {
+        var read = QuorumRead(
+            targets: QuorumRead.targets(home: home, fallbacks: [], reachable: Set(nodes)), n: 3, required: 2,
+            sloppy: true, lww: false, preferred: nodes[0])
+        _ = read.firstTargets(askAll: false)
+        #expect(read.failed(nodes[0], reason: "disk") == nil)
+        #expect(read.nextTarget()?.node == nodes[2])
+        #expect(read.answered(nodes[1], nil) == nil)
+        #expect(read.failed(nodes[2], reason: "down") == .fail(answered: 1, failures: ["disk", "down"]))
+    }
+
+    @Test func aStrictQuorumReadSkipsStandInsWhenCountingWhomToAsk() {
+        // nodes[1] is down; nodes[3] stands in for it but does not count in a strict read.
+        let targets = QuorumRead.targets(
+            home: home, fallbacks: fallbacks, reachable: Set(nodes).subtracting([nodes[1]]))
+        var strict = QuorumRead(targets: targets, n: 3, required: 2, sloppy: false, lww: false, preferred: nodes[0])
+        #expect(strict.firstTargets(askAll: false).map(\.node) == [nodes[0], nodes[2]])
+        var sloppy = QuorumRead(targets: targets, n: 3, required: 3, sloppy: true, lww: false, preferred: nodes[3])
+        #expect(sloppy.firstTargets(askAll: false).map(\.node) == [nodes[3], nodes[0], nodes[2]])
     }
 }

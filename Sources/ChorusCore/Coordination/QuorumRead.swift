@@ -1,8 +1,16 @@
-/// One read, as a pure state machine (Dynamo §4.5): ask every home replica (or,
-/// for one SWIM marks down, the next node of the ranking, which answers from the
-/// hints it holds), answer the client after R replies merged, keep collecting late
-/// replies for a short window, then name the home replicas to repair: those whose
-/// copy was older than the merge or missing (read repair, Dynamo §4.7).
+/// One read, as a pure state machine (Dynamo §4.5): its targets are the home
+/// replicas (or, for one SWIM marks down, the next node of the ranking, which
+/// answers from the hints it holds); it answers the client after R replies merged,
+/// keeps collecting late replies for a short window, then names the home replicas to
+/// repair: those whose copy was older than the merge or missing (read repair,
+/// Dynamo §4.7).
+///
+/// Whom to ask first (`firstTargets`): every target (Riak: read repair on every
+/// read), or only as many as the quorum needs, the coordinator's own copy first
+/// (Cassandra): a third of the replica traffic of an r=2 read at n=3. A target not
+/// yet asked is a spare (`nextTarget`), asked when one that was asked fails, or when
+/// the answers are slow (speculative retry); the quorum fails only once no spare is
+/// left.
 public struct QuorumRead: Sendable {
     public struct Target: Hashable, Sendable {
         public var node: NodeID
@@ -32,19 +40,29 @@ public struct QuorumRead: Sendable {
         return targets
     }
 
+    /// In the order they are asked: the preferred node first, then home replicas,
+    /// then fallbacks standing in for down ones.
     public let targets: [Target]
     public let required: Int
+    /// How many of `targets` (a prefix) have been asked.
+    public private(set) var asked = 0
     private let sloppy: Bool
     private let lww: Bool
     private let n: Int
     private var answers: [NodeID: StoredObject?] = [:]
     private var failures: [String] = []
     private var failedCount = 0
+    private var failedNodes = 0
     private var decided = false
     public private(set) var merged: StoredObject?
 
-    public init(targets: [Target], n: Int, required: Int, sloppy: Bool, lww: Bool) {
-        self.targets = targets
+    /// - Parameter preferred: the node asked first when it is a target (the coordinator itself:
+    ///   no network round trip).
+    public init(targets: [Target], n: Int, required: Int, sloppy: Bool, lww: Bool, preferred: NodeID? = nil) {
+        // A stable order: preferred, then home replicas, then stand-ins.
+        func rank(_ target: Target) -> Int { target.node == preferred ? 0 : target.standsInFor == nil ? 1 : 2 }
+        self.targets = targets.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }
+            .map(\.element)
         self.n = n
         self.required = required
         self.sloppy = sloppy
@@ -71,6 +89,7 @@ public struct QuorumRead: Sendable {
     public mutating func failed(_ node: NodeID, reason: String) -> Decision? {
         guard targets.contains(where: { $0.node == node }), answers[node] == nil else { return nil }
         failures.append(reason)
+        failedNodes += 1
         if counts(node) { failedCount += 1 }
         return decide()
     }
@@ -84,6 +103,36 @@ public struct QuorumRead: Sendable {
 
     /// Call once after creating: a read with too few targets fails at once.
     public mutating func start() -> Decision? { decide() }
+
+    /// The targets to ask now, once, at the start: every one when `askAll`, otherwise the
+    /// shortest prefix whose answers could make the quorum.
+    public mutating func firstTargets(askAll: Bool) -> ArraySlice<Target> {
+        guard asked == 0 else { return [] }
+        var count = targets.count
+        if !askAll {
+            var counting = 0
+            for (index, target) in targets.enumerated() where sloppy || target.standsInFor == nil {
+                counting += 1
+                if counting >= required {
+                    count = index + 1
+                    break
+                }
+            }
+        }
+        asked = count
+        return targets[..<count]
+    }
+
+    /// The next target not asked yet, to ask now (one that was asked failed, or the
+    /// answers are slow); nil once every target was asked or the read is decided.
+    public mutating func nextTarget() -> Target? {
+        guard !decided, asked < targets.count else { return nil }
+        asked += 1
+        return targets[asked - 1]
+    }
+
+    /// Asked targets whose answer (or failure) is still to come.
+    public var awaiting: Int { asked - answers.count - failedNodes }
 
     private mutating func decide() -> Decision? {
         guard !decided else { return nil }

@@ -55,6 +55,12 @@ public struct AgentConfig: Sendable {
 
 /// The key-value store's settings (`[store]` and `[buckets.NAME]` in chorus.toml).
 public struct StoreSettings: Sendable {
+    /// `store.read_targets`.
+    public enum ReadTargets: String, Sendable, Equatable {
+        case quorum
+        case all
+    }
+
     public enum Sync: Sendable, Equatable {
         /// Every commit group is fsynced before its writes are acknowledged.
         case batch
@@ -73,6 +79,12 @@ public struct StoreSettings: Sendable {
     /// How long a coordinator waits for one replica before it writes to a
     /// fallback node instead (Dynamo §4.6).
     public var replicaTimeout: Duration
+    /// Whom a read asks first: as many replicas as its quorum needs, this node's own
+    /// copy first (Cassandra), or every home replica (Riak: read repair on every read).
+    public var readTargets: ReadTargets
+    /// A read whose quorum is still short after this long asks one more replica
+    /// (speculative retry), and again each delay after.
+    public var readSpeculationDelay: Duration
     /// Keep hints for down replicas and hand them off when they return.
     public var hintedHandoff: Bool
     /// Hints older than this are dropped (anti-entropy repairs those keys);
@@ -99,7 +111,9 @@ public struct StoreSettings: Sendable {
 
     public init(
         partitions: Int = Partitioner.defaultPartitionCount, sync: Sync = .batch, maxValueBytes: Int = 1 << 20,
-        requestTimeout: Duration = .seconds(5), replicaTimeout: Duration = .seconds(1), hintedHandoff: Bool = true,
+        requestTimeout: Duration = .seconds(5), replicaTimeout: Duration = .seconds(1),
+        readTargets: ReadTargets = .quorum, readSpeculationDelay: Duration = .milliseconds(20),
+        hintedHandoff: Bool = true,
         maxHintWindow: Duration = .seconds(3 * 3600), maxHintBytes: Int = 1 << 30, handoffRate: Int = 1000,
         antiEntropyInterval: Duration = .seconds(10), antiEntropyConcurrency: Int = 1, repairRate: Int = 1000,
         tombstoneGrace: Duration = .seconds(3600), buckets: BucketTable = BucketTable()
@@ -109,6 +123,8 @@ public struct StoreSettings: Sendable {
         self.antiEntropyConcurrency = antiEntropyConcurrency
         self.repairRate = repairRate
         self.replicaTimeout = replicaTimeout
+        self.readTargets = readTargets
+        self.readSpeculationDelay = readSpeculationDelay
         self.hintedHandoff = hintedHandoff
         self.maxHintWindow = maxHintWindow
         self.maxHintBytes = maxHintBytes

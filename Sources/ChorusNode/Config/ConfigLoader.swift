@@ -66,6 +66,12 @@ public enum ConfigLoader {
         Setting(key: "store.request_timeout", kind: .duration, help: "default client request timeout"),
         Setting(
             key: "store.replica_timeout", kind: .duration, help: "wait this long for a replica, then use a fallback"),
+        Setting(
+            key: "store.read_targets", kind: .string,
+            help: "quorum (ask as many replicas as r needs, own copy first) or all (every home replica)"),
+        Setting(
+            key: "store.read_speculation_delay", kind: .duration,
+            help: "a read still short of its quorum after this asks one more replica"),
         Setting(key: "hinted_handoff", kind: .boolean, help: "keep hints for down replicas and hand them off"),
         Setting(key: "store.max_hint_window", kind: .duration, help: "hints older than this are dropped"),
         Setting(key: "store.max_hint_bytes", kind: .integer, help: "bound on the hints one node holds"),
@@ -350,6 +356,10 @@ public enum ConfigLoader {
         case "periodic": sync = .periodic(try duration("store.sync_interval", default: .seconds(1)))
         default: throw ConfigError("\(text("store.sync")!.1): store.sync must be \"batch\" or \"periodic\"")
         }
+        let readTargetsText = try string("store.read_targets", default: "quorum")
+        guard let readTargets = StoreSettings.ReadTargets(rawValue: readTargetsText) else {
+            throw ConfigError("\(text("store.read_targets")!.1): store.read_targets must be \"quorum\" or \"all\"")
+        }
         func boolean(_ key: String, default fallback: Bool) throws(ConfigError) -> Bool {
             guard let (value, source) = text(key) else { return fallback }
             switch value.lowercased() {
@@ -364,6 +374,8 @@ public enum ConfigLoader {
             maxValueBytes: try integer("store.max_value_bytes", default: 1 << 20, range: 1...(64 << 20)),
             requestTimeout: try duration("store.request_timeout", default: .seconds(5)),
             replicaTimeout: try duration("store.replica_timeout", default: .seconds(1)),
+            readTargets: readTargets,
+            readSpeculationDelay: try duration("store.read_speculation_delay", default: .milliseconds(20)),
             hintedHandoff: try boolean("hinted_handoff", default: true),
             maxHintWindow: try duration("store.max_hint_window", default: .seconds(3 * 3600)),
             maxHintBytes: try integer("store.max_hint_bytes", default: 1 << 30, range: 0...(1 << 40)),

@@ -375,12 +375,18 @@ final class KVService: Sendable {
             (
                 read: QuorumRead(
                     targets: targets, n: home.count, required: request.required, sloppy: request.sloppy,
-                    lww: request.properties.conflicts == .lww),
-                outstanding: targets.count, repaired: false, timer: Scheduled<Void>?.none
+                    lww: request.properties.conflicts == .lww, preferred: localID),
+                repaired: false, timer: Scheduled<Void>?.none, speculation: Scheduled<Void>?.none
             ))
         let clusterName = self.clusterName
         let required = request.required
         let n = home.count
+        let replicas = self.replicas
+        let localID = self.localID
+        let sessions: SessionPool = membership.sessions
+        let metrics = self.metrics
+        let timeout = request.timeout
+        let speculateAfter = TimeAmount(settings.readSpeculationDelay)
 
         @Sendable func decided(_ decision: QuorumRead.Decision?) {
             switch decision {
@@ -399,9 +405,10 @@ final class KVService: Sendable {
         /// closes), home replicas that returned an older copy or none get the merge.
         @Sendable func repairIfDone(force: Bool) {
             let plan: (Object, [NodeID])? = machine.withLockedValue { state in
-                guard !state.repaired, force || state.outstanding == 0 else { return nil }
+                guard !state.repaired, force || state.read.awaiting == 0 else { return nil }
                 state.repaired = true
                 state.timer?.cancel()
+                state.speculation?.cancel()
                 guard let merged = state.read.merged else { return nil }
                 return (merged, state.read.repairTargets)
             }
@@ -410,58 +417,81 @@ final class KVService: Sendable {
         }
 
         @Sendable func record(_ node: NodeID, _ result: Result<Object?, Error>) {
-            let decision = machine.withLockedValue { state -> QuorumRead.Decision? in
-                state.outstanding -= 1
+            let (decision, spare) = machine.withLockedValue { state -> (QuorumRead.Decision?, QuorumRead.Target?) in
                 switch result {
-                case .success(let object): return state.read.answered(node, object)
+                case .success(let object): return (state.read.answered(node, object), nil)
                 case .failure(let error):
-                    return state.read.failed(node, reason: "\(view.members[node]?.name ?? "\(node)"): \(error)")
+                    // A spare takes the failed target's place.
+                    let decision = state.read.failed(node, reason: "\(view.members[node]?.name ?? "\(node)"): \(error)")
+                    return (decision, decision == nil ? state.read.nextTarget() : nil)
                 }
             }
             decided(decision)
+            if let spare { ask(spare.node) }
             repairIfDone(force: false)
         }
 
-        decided(machine.withLockedValue { $0.read.start() })
-        for target in targets {
-            let node = target.node
+        @Sendable func ask(_ node: NodeID) {
             if node == localID {
                 replicas.read(bucket: bucket, key: key, on: loop).whenComplete { result in
                     record(node, result.mapError { $0 })
                 }
-                continue
+                return
             }
             guard let member = view.members[node] else {
                 record(node, .failure(ReplicaError(message: "not a member")))
-                continue
+                return
             }
-            membership.sessions.request(
-                .replicaRead(bucket: bucket, key: key), to: member.address, timeout: request.timeout
-            )
-            .whenComplete { [metrics] result in
-                metrics.replicaRequest(kind: "read", outcome: Self.replicaOutcome(result))
-                switch result {
-                case .success(.replicaReadReply(let bytes, nil)):
-                    do {
-                        record(node, .success(try bytes.map { try ObjectCodec.decode($0) }))
-                    } catch {
+            sessions.request(.replicaRead(bucket: bucket, key: key), to: member.address, timeout: timeout)
+                .whenComplete { result in
+                    metrics.replicaRequest(kind: "read", outcome: Self.replicaOutcome(result))
+                    switch result {
+                    case .success(.replicaReadReply(let bytes, nil)):
+                        do {
+                            record(node, .success(try bytes.map { try ObjectCodec.decode($0) }))
+                        } catch {
+                            record(node, .failure(error))
+                        }
+                    case .success(.replicaReadReply(_, let error?)):
+                        record(node, .failure(ReplicaError(message: error)))
+                    case .success(let other):
+                        record(node, .failure(ReplicaError(message: "unexpected reply \(other)")))
+                    case .failure(let error):
                         record(node, .failure(error))
                     }
-                case .success(.replicaReadReply(_, let error?)):
-                    record(node, .failure(ReplicaError(message: error)))
-                case .success(let other):
-                    record(node, .failure(ReplicaError(message: "unexpected reply \(other)")))
-                case .failure(let error):
-                    record(node, .failure(error))
                 }
-            }
         }
+
+        /// Speculative retry (Cassandra): while the quorum is still short after the
+        /// delay, one more spare is asked, and again each delay after.
+        @Sendable func speculate() {
+            let spare = machine.withLockedValue { state -> QuorumRead.Target? in
+                guard !state.repaired, let spare = state.read.nextTarget() else { return nil }
+                state.speculation = loop.scheduleTask(in: speculateAfter) { speculate() }
+                return spare
+            }
+            if let spare { ask(spare.node) }
+        }
+
+        let (start, first) = machine.withLockedValue { state in
+            (state.read.start(), Array(state.read.firstTargets(askAll: settings.readTargets == .all)))
+        }
+        decided(start)
+        for target in first { ask(target.node) }
         let timer = loop.scheduleTask(in: request.timeout) {
             decided(machine.withLockedValue { $0.read.requestTimedOut() })
             repairIfDone(force: true)
         }
+        let speculation: Scheduled<Void>? =
+            first.count < targets.count ? loop.scheduleTask(in: speculateAfter) { speculate() } : nil
         machine.withLockedValue { state in
-            if state.repaired { timer.cancel() } else { state.timer = timer }
+            if state.repaired {
+                timer.cancel()
+                speculation?.cancel()
+            } else {
+                state.timer = timer
+                state.speculation = speculation
+            }
         }
         return promise.futureResult
     }
