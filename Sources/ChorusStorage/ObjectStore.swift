@@ -1,8 +1,9 @@
 // The storage engine interface (DESIGN §8). `SQLiteObjectStore` is the only engine today;
 // the protocol keeps the node independent of it so another engine can be added later.
 
-/// A durable map `(bucket, key) -> value`, where every object also records the partition its key
-/// hashes to (for anti-entropy scans), plus a small `meta` map for node state.
+/// A durable map `(partition, bucket, key) -> value`, ordered by partition first (anti-entropy and
+/// ring changes scan one partition at a time), plus a small `meta` map for node state. A key's
+/// partition is a function of the key (`Partitioner`): callers always pass the same one for a key.
 ///
 /// Writes go through `update`: the transform runs inside the store's write transaction with the
 /// currently stored value, so read-merge-write of one key is atomic. A completion fires only once
@@ -10,7 +11,7 @@
 /// acknowledged: its completion gets the error.
 public protocol ObjectStore: Sendable {
     /// The stored value, or nil when the key is absent.
-    func get(bucket: String, key: String) throws(StoreError) -> [UInt8]?
+    func get(partition: Int, bucket: String, key: String) throws(StoreError) -> [UInt8]?
 
     /// Up to `limit` objects of `partition`, ordered by `(bucket, key)`, strictly after `after`
     /// (nil: from the start). Pass the last object's `objectKey` to get the next page; an empty
@@ -36,14 +37,15 @@ public protocol ObjectStore: Sendable {
 
     /// Physically remove a key (tombstone reaping). `completion` gets whether the key existed, once
     /// the removal is durable.
-    func delete(bucket: String, key: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
+    func delete(
+        partition: Int, bucket: String, key: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
 
     /// Physically remove a key only if its stored value still equals `expected` (the bytes the
     /// caller read and checked): the read-check-delete of tombstone reaping, atomic inside the
     /// write path, so a write that raced in keeps the key. `completion` gets whether it deleted,
     /// once the removal is durable.
     func delete(
-        bucket: String, key: String, ifValue expected: [UInt8],
+        partition: Int, bucket: String, key: String, ifValue expected: [UInt8],
         completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
 
     /// A node-state value (see `MetaName`), or nil when never set.
@@ -313,7 +315,9 @@ public let chorusApplicationID: Int32 = 0x4348_5253
 
 /// `PRAGMA user_version`: the storage schema this build writes. 1: objects and meta; 2: adds
 /// hints (a version-1 database is migrated when opened).
-public let chorusSchemaVersion: Int32 = 2
+/// 1: objects + meta; 2: hints; 3: objects keyed by (partition, bucket, key), one B-tree (the
+/// partition index of 1 and 2 dirtied a second page per write).
+public let chorusSchemaVersion: Int32 = 3
 
 extension ObjectStore {
     /// `update` for async callers: returns the stored value once durable.
@@ -335,18 +339,22 @@ extension ObjectStore {
 
     /// `delete` for async callers: whether the key existed, once the removal is durable.
     @discardableResult
-    public func delete(bucket: String, key: String) async throws(StoreError) -> Bool {
+    public func delete(partition: Int, bucket: String, key: String) async throws(StoreError) -> Bool {
         let result: Result<Bool, StoreError> = await withCheckedContinuation { continuation in
-            delete(bucket: bucket, key: key) { continuation.resume(returning: $0) }
+            delete(partition: partition, bucket: bucket, key: key) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
 
     /// `delete(ifValue:)` for async callers: whether it deleted, once durable.
     @discardableResult
-    public func delete(bucket: String, key: String, ifValue expected: [UInt8]) async throws(StoreError) -> Bool {
+    public func delete(
+        partition: Int, bucket: String, key: String, ifValue expected: [UInt8]
+    ) async throws(StoreError) -> Bool {
         let result: Result<Bool, StoreError> = await withCheckedContinuation { continuation in
-            delete(bucket: bucket, key: key, ifValue: expected) { continuation.resume(returning: $0) }
+            delete(partition: partition, bucket: bucket, key: key, ifValue: expected) {
+                continuation.resume(returning: $0)
+            }
         }
         return try result.get()
     }

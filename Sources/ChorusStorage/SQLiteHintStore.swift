@@ -5,6 +5,13 @@ import Foundation
 // thread and commit groups as objects, read through the reader pool.
 
 /// The `hints` table: created with a fresh database and by the migration from version 1.
+/// Objects, one B-tree ordered by partition (schema version 3).
+let objectsSchemaSQL = """
+    CREATE TABLE IF NOT EXISTS objects(
+        partition INTEGER NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+        PRIMARY KEY (partition, bucket, key)) WITHOUT ROWID;
+    """
+
 let hintsSchemaSQL = """
     CREATE TABLE IF NOT EXISTS hints(
         target TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
@@ -143,6 +150,19 @@ extension StoreEngine {
         try db.execute("BEGIN IMMEDIATE")
         do {
             if version < 2 { try db.execute(hintsSchemaSQL) }
+            if version < 3 {
+                // One B-tree keyed by partition first, in place of (bucket, key) plus a partition
+                // index: the rows are copied over in one transaction.
+                try db.execute(
+                    """
+                    ALTER TABLE objects RENAME TO objects_v2;
+                    DROP INDEX IF EXISTS objects_by_partition;
+                    \(objectsSchemaSQL)
+                    INSERT INTO objects(partition, bucket, key, value)
+                        SELECT partition, bucket, key, value FROM objects_v2;
+                    DROP TABLE objects_v2;
+                    """)
+            }
             try db.execute("PRAGMA user_version = \(chorusSchemaVersion)")
             try db.execute("COMMIT")
         } catch {

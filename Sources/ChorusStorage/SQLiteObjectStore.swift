@@ -36,12 +36,13 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
         engine.setHealthHandler(handler)
     }
 
-    public func get(bucket: String, key: String) throws(StoreError) -> [UInt8]? {
+    public func get(partition: Int, bucket: String, key: String) throws(StoreError) -> [UInt8]? {
         try engine.withReader { connection throws(StoreError) in
-            let statement = try connection.statement("SELECT value FROM objects WHERE bucket = ?1 AND key = ?2")
+            let statement = try connection.statement(StoreEngine.selectObject)
             defer { statement.reset() }
-            try statement.bind(1, bucket)
-            try statement.bind(2, key)
+            try statement.bind(1, partition)
+            try statement.bind(2, bucket)
+            try statement.bind(3, key)
             return try statement.step() ? statement.blob(0) : nil
         }
     }
@@ -70,16 +71,18 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
             .update(bucket: bucket, key: key, partition: partition, transform: transform, completion: completion))
     }
 
-    public func delete(bucket: String, key: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void)
-    {
-        engine.submit(.delete(bucket: bucket, key: key, expected: nil, completion: completion))
+    public func delete(
+        partition: Int, bucket: String, key: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void
+    ) {
+        engine.submit(.delete(partition: partition, bucket: bucket, key: key, expected: nil, completion: completion))
     }
 
     public func delete(
-        bucket: String, key: String, ifValue expected: [UInt8],
+        partition: Int, bucket: String, key: String, ifValue expected: [UInt8],
         completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void
     ) {
-        engine.submit(.delete(bucket: bucket, key: key, expected: expected, completion: completion))
+        engine.submit(
+            .delete(partition: partition, bucket: bucket, key: key, expected: expected, completion: completion))
     }
 
     public func meta(_ name: String) throws(StoreError) -> [UInt8]? {
@@ -105,14 +108,15 @@ enum WriteOperation {
         completion: @Sendable (Result<[UInt8]?, StoreError>) -> Void)
     /// `expected`: delete only if the stored value equals it (nil: unconditionally).
     case delete(
-        bucket: String, key: String, expected: [UInt8]?, completion: @Sendable (Result<Bool, StoreError>) -> Void)
+        partition: Int, bucket: String, key: String, expected: [UInt8]?,
+        completion: @Sendable (Result<Bool, StoreError>) -> Void)
     case setMeta(name: String, value: [UInt8], completion: @Sendable (Result<Void, StoreError>) -> Void)
     case hint(HintOperation)
 
     func fail(_ error: StoreError) {
         switch self {
         case .update(_, _, _, _, let completion): completion(.failure(error))
-        case .delete(_, _, _, let completion): completion(.failure(error))
+        case .delete(_, _, _, _, let completion): completion(.failure(error))
         case .setMeta(_, _, let completion): completion(.failure(error))
         case .hint(let operation): operation.fail(error)
         }
@@ -202,6 +206,8 @@ final class StoreEngine: @unchecked Sendable {
         }
     }
 
+    static let selectObject = "SELECT value FROM objects WHERE partition = ?1 AND bucket = ?2 AND key = ?3"
+
     /// Page cache of the writer connection, KiB.
     static let writerCacheKiB = 32 << 10
 
@@ -249,10 +255,7 @@ final class StoreEngine: @unchecked Sendable {
             do {
                 try db.execute(
                     """
-                    CREATE TABLE IF NOT EXISTS objects(
-                        bucket TEXT NOT NULL, key TEXT NOT NULL, partition INTEGER NOT NULL, value BLOB NOT NULL,
-                        PRIMARY KEY (bucket, key)) WITHOUT ROWID;
-                    CREATE INDEX IF NOT EXISTS objects_by_partition ON objects(partition, bucket, key);
+                    \(objectsSchemaSQL)
                     CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);
                     \(hintsSchemaSQL)
                     PRAGMA application_id = \(chorusApplicationID);
@@ -496,9 +499,10 @@ final class StoreEngine: @unchecked Sendable {
     private func apply(_ operation: WriteOperation) throws(StoreError) -> (PendingCompletion, Int) {
         switch operation {
         case .update(let bucket, let key, let partition, let transform, let completion):
-            let select = try writer.statement("SELECT value FROM objects WHERE bucket = ?1 AND key = ?2")
-            try select.bind(1, bucket)
-            try select.bind(2, key)
+            let select = try writer.statement(Self.selectObject)
+            try select.bind(1, partition)
+            try select.bind(2, bucket)
+            try select.bind(3, key)
             let current: [UInt8]?
             do {
                 current = try select.step() ? select.blob(0) : nil
@@ -512,28 +516,30 @@ final class StoreEngine: @unchecked Sendable {
                     PendingCompletion(succeed: { completion(.success(current)) }, fail: { completion(.failure($0)) }), 0
                 )
             }
+            // A key's partition never changes (Q is fixed): the row is the same one.
             let upsert = try writer.statement(
-                "INSERT INTO objects(bucket, key, partition, value) VALUES (?1, ?2, ?3, ?4) "
-                    + "ON CONFLICT(bucket, key) DO UPDATE SET partition = excluded.partition, value = excluded.value")
+                "INSERT INTO objects(partition, bucket, key, value) VALUES (?1, ?2, ?3, ?4) "
+                    + "ON CONFLICT(partition, bucket, key) DO UPDATE SET value = excluded.value")
             defer { upsert.reset() }
-            try upsert.bind(1, bucket)
-            try upsert.bind(2, key)
-            try upsert.bind(3, partition)
+            try upsert.bind(1, partition)
+            try upsert.bind(2, bucket)
+            try upsert.bind(3, key)
             try upsert.bind(4, value)
             try upsert.run()
             return (
                 PendingCompletion(succeed: { completion(.success(value)) }, fail: { completion(.failure($0)) }),
                 value.count + bucket.utf8.count + key.utf8.count
             )
-        case .delete(let bucket, let key, let expected, let completion):
+        case .delete(let partition, let bucket, let key, let expected, let completion):
             let delete = try writer.statement(
                 expected == nil
-                    ? "DELETE FROM objects WHERE bucket = ?1 AND key = ?2"
-                    : "DELETE FROM objects WHERE bucket = ?1 AND key = ?2 AND value = ?3")
+                    ? "DELETE FROM objects WHERE partition = ?1 AND bucket = ?2 AND key = ?3"
+                    : "DELETE FROM objects WHERE partition = ?1 AND bucket = ?2 AND key = ?3 AND value = ?4")
             defer { delete.reset() }
-            try delete.bind(1, bucket)
-            try delete.bind(2, key)
-            if let expected { try delete.bind(3, expected) }
+            try delete.bind(1, partition)
+            try delete.bind(2, bucket)
+            try delete.bind(3, key)
+            if let expected { try delete.bind(4, expected) }
             try delete.run()
             let existed = writer.changes > 0
             return (

@@ -112,10 +112,10 @@ import Testing
         // Another version than the one checked (a write raced in): kept.
         #expect(
             try await !replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(written), on: loop).get())
-        #expect(try store.get(bucket: "default", key: "k") != nil)
+        #expect(try store.get(partition: replicas.partitioner.partition(bucket: "default", key: "k"), bucket: "default", key: "k") != nil)
         #expect(
             try await replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(tombstone), on: loop).get())
-        #expect(try store.get(bucket: "default", key: "k") == nil)
+        #expect(try store.get(partition: replicas.partitioner.partition(bucket: "default", key: "k"), bucket: "default", key: "k") == nil)
         #expect(
             try await !replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(tombstone), on: loop).get())
         // The hook-maintained tree no longer holds the key: equal to an empty rebuild.

@@ -74,7 +74,7 @@ import Testing
         for partition in 0..<16 where found == nil {
             do {
                 _ = try store.scan(partition: partition, after: nil, limit: 10_000)
-                for i in stride(from: partition, to: 2000, by: 16) { _ = try store.get(bucket: "b", key: "k\(i)") }
+                for i in stride(from: partition, to: 2000, by: 16) { _ = try store.get(partition: i % 16, bucket: "b", key: "k\(i)") }
             } catch {
                 found = error
             }
@@ -129,7 +129,7 @@ import Testing
         #expect(!store.health.isWritable)
         // Reads go on, and every acknowledged write is there.
         for key in acknowledged {
-            #expect(try store.get(bucket: "b", key: key) == [UInt8](repeating: 1, count: 1000))
+            #expect(try store.get(partition: 0, bucket: "b", key: key) == [UInt8](repeating: 1, count: 1000))
         }
         #expect(try store.count() == acknowledged.count)
         // A hint cannot be stored either, and is refused rather than acknowledged.
@@ -141,11 +141,11 @@ import Testing
 
         // Freeing space (deleting keys frees pages) lets the next write commit: writable again.
         for key in acknowledged.prefix(acknowledged.count / 2) {
-            try await store.delete(bucket: "b", key: key)
+            try await store.delete(partition: 0, bucket: "b", key: key)
         }
         try await store.put(bucket: "b", key: "after", partition: 0, value: [UInt8](repeating: 3, count: 1000))
         #expect(store.health == .ok)
-        #expect(try store.get(bucket: "b", key: "after") == [UInt8](repeating: 3, count: 1000))
+        #expect(try store.get(partition: 0, bucket: "b", key: "after") == [UInt8](repeating: 3, count: 1000))
         let seen = await changes.wait(for: 2).map(\.summary)
         #expect(seen == ["read-only (disk full)", "ok"])
     }

@@ -24,7 +24,7 @@ struct HintStoreTests {
         #expect(try store.hints(target: "n3", after: nil, limit: 10).isEmpty)
         #expect(store.hintBytes == expected.bytes)
         // Hints are not objects.
-        #expect(try store.get(bucket: "b", key: "k") == nil)
+        #expect(try store.get(partition: 0, bucket: "b", key: "k") == nil)
         #expect(try store.count() == 0)
     }
 
@@ -288,8 +288,8 @@ struct HintStoreTests {
         #expect(error.description.contains(path) && error.description.contains("100 bytes"))
         #expect(store.statistics.commits == 2)
         #expect(store.statistics.failedCommits == 0)
-        #expect(try store.get(bucket: "b", key: "o1") == [1])
-        #expect(try store.get(bucket: "b", key: "o2") == [2])
+        #expect(try store.get(partition: 0, bucket: "b", key: "o1") == [1])
+        #expect(try store.get(partition: 0, bucket: "b", key: "o2") == [2])
         #expect(try store.hints(target: "n2").map(\.key) == ["k1", "k3"])
         let total = bigSize + Hint.size(target: "n2", bucket: "b", key: "k3", value: [3])
         #expect(store.hintBytes == total)
@@ -360,7 +360,7 @@ struct HintStoreTests {
         do {
             let store = try SQLiteObjectStore(path: path, sync: .batch)
             #expect(try store.count() == 2)
-            #expect(try store.get(bucket: "b", key: "k1") == [1, 2])
+            #expect(try store.get(partition: 3, bucket: "b", key: "k1") == [1, 2])
             #expect(try store.scan(partition: 4).map(\.key) == ["k2"])
             #expect(try store.meta(MetaName.nodeID) == Array("node-1".utf8))
             #expect(try store.hintSummary().isEmpty)
@@ -369,16 +369,23 @@ struct HintStoreTests {
             store.close()
         }
         #expect(rawInteger(path: path, "PRAGMA user_version") == Int64(chorusSchemaVersion))
-        #expect(chorusSchemaVersion == 2)
+        #expect(chorusSchemaVersion == 3)
         #expect(rawInteger(path: path, "SELECT count(*) FROM sqlite_schema WHERE name = 'hints_by_key'") == 1)
+        // Version 3: objects in one B-tree keyed by partition first, the old index and table gone.
+        #expect(
+            rawInteger(
+                path: path,
+                "SELECT count(*) FROM sqlite_schema WHERE name IN ('objects_by_partition', 'objects_v2')") == 0)
+        #expect(
+            rawInteger(path: path, "SELECT count(*) FROM pragma_index_list('objects') WHERE origin = 'pk'") == 1)
 
         let reopened = try SQLiteObjectStore(path: path, sync: .batch)
         #expect(try reopened.count() == 2)
         #expect(try reopened.hints(bucket: "b", key: "k1").map(\.value) == [[9]])
         reopened.close()
 
-        try rawExecute(path: path, "PRAGMA user_version = 3")
-        #expect(throws: StoreError.schemaTooNew(path: path, found: 3, supported: 2)) {
+        try rawExecute(path: path, "PRAGMA user_version = 4")
+        #expect(throws: StoreError.schemaTooNew(path: path, found: 4, supported: 3)) {
             _ = try SQLiteObjectStore(path: path, sync: .batch)
         }
     }

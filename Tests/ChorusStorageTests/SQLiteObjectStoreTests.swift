@@ -11,13 +11,13 @@ struct SQLiteObjectStoreTests {
         let store = try SQLiteObjectStore(path: path, sync: .batch)
         defer { store.close() }
 
-        #expect(try store.get(bucket: "b", key: "k") == nil)
+        #expect(try store.get(partition: 3, bucket: "b", key: "k") == nil)
         try await store.put(bucket: "b", key: "k", partition: 3, value: [1, 2, 3])
         try await store.put(bucket: "b", key: "empty", partition: 3, value: [])
         try await store.put(bucket: "other", key: "k", partition: 3, value: [9])
-        #expect(try store.get(bucket: "b", key: "k") == [1, 2, 3])
-        #expect(try store.get(bucket: "b", key: "empty") == [])
-        #expect(try store.get(bucket: "other", key: "k") == [9])
+        #expect(try store.get(partition: 3, bucket: "b", key: "k") == [1, 2, 3])
+        #expect(try store.get(partition: 3, bucket: "b", key: "empty") == [])
+        #expect(try store.get(partition: 3, bucket: "other", key: "k") == [9])
         #expect(try store.count() == 3)
         #expect(FileManager.default.fileExists(atPath: path))
     }
@@ -41,8 +41,8 @@ struct SQLiteObjectStoreTests {
         #expect(unchanged == [1, 2])
         let absent = try await store.update(bucket: "b", key: "absent", partition: 0) { _ in nil }
         #expect(absent == nil)
-        #expect(try store.get(bucket: "b", key: "absent") == nil)
-        #expect(try store.get(bucket: "b", key: "k") == [1, 2])
+        #expect(try store.get(partition: 0, bucket: "b", key: "absent") == nil)
+        #expect(try store.get(partition: 0, bucket: "b", key: "k") == [1, 2])
     }
 
     @Test func concurrentIncrementsOfOneKeyLoseNone() async throws {
@@ -61,7 +61,7 @@ struct SQLiteObjectStoreTests {
             }
             try await group.waitForAll()
         }
-        #expect(decode(try store.get(bucket: "counters", key: "c")) == 3200)
+        #expect(decode(try store.get(partition: 7, bucket: "counters", key: "c")) == 3200)
         let stats = store.statistics
         #expect(stats.operations == 3200)
         #expect(stats.failedCommits == 0)
@@ -103,7 +103,7 @@ struct SQLiteObjectStoreTests {
         defer { reopened.close() }
         #expect(try reopened.count() == 50)
         for i in 0..<50 {
-            #expect(decode(try reopened.get(bucket: "b", key: "k\(i)")) == UInt64(i))
+            #expect(decode(try reopened.get(partition: i % 5, bucket: "b", key: "k\(i)")) == UInt64(i))
         }
         #expect(try reopened.meta(MetaName.nodeID) == Array("node-1".utf8))
         #expect(!FileManager.default.fileExists(atPath: path + "-wal") || fileSize(path + "-wal") == 0)
@@ -142,7 +142,7 @@ struct SQLiteObjectStoreTests {
         #expect(try recovered.count() == 800)
         for t in 0..<8 {
             for i in 0..<100 {
-                #expect(decode(try recovered.get(bucket: "b", key: "k\(t)-\(i)")) == UInt64(i))
+                #expect(decode(try recovered.get(partition: i % 8, bucket: "b", key: "k\(t)-\(i)")) == UInt64(i))
             }
         }
         #expect(decode(try recovered.meta(MetaName.incarnation)) == 42)
@@ -360,7 +360,7 @@ struct SQLiteObjectStoreTests {
         gate.open()
         let all = await done.wait(for: 7)
         #expect(all.filter { (try? $0.get()) != nil }.count == 6)
-        #expect(try store.get(bucket: "b", key: "k5") == nil)
+        #expect(try store.get(partition: 0, bucket: "b", key: "k5") == nil)
     }
 
     @Test func failedCommitFailsEveryCompletionOfItsGroupAndStoresNothing() async throws {
@@ -388,13 +388,13 @@ struct SQLiteObjectStoreTests {
             }
             #expect(reported == path)
         }
-        #expect(try store.get(bucket: "b", key: "small") == nil)
-        #expect(try store.get(bucket: "b", key: "large") == nil)
+        #expect(try store.get(partition: 0, bucket: "b", key: "small") == nil)
+        #expect(try store.get(partition: 0, bucket: "b", key: "large") == nil)
         #expect(store.statistics.failedCommits == 1)
         // The store keeps serving writes that fit.
         try await store.put(bucket: "b", key: "after", partition: 0, value: [3])
-        #expect(try store.get(bucket: "b", key: "after") == [3])
-        #expect(try store.get(bucket: "b", key: "before") == [1])
+        #expect(try store.get(partition: 0, bucket: "b", key: "after") == [3])
+        #expect(try store.get(partition: 0, bucket: "b", key: "before") == [1])
         let message = StoreError.diskFull(path: path, detail: "database or disk is full").description
         #expect(message.contains(path) && message.contains("nothing of the failed commit was acknowledged"))
     }
@@ -423,9 +423,9 @@ struct SQLiteObjectStoreTests {
             return
         }
         #expect(reported == path)
-        #expect(try store.get(bucket: "b", key: "huge") == nil)
-        #expect(try store.get(bucket: "b", key: "before") == [1])
-        #expect(try store.get(bucket: "b", key: "after") == [2])
+        #expect(try store.get(partition: 0, bucket: "b", key: "huge") == nil)
+        #expect(try store.get(partition: 0, bucket: "b", key: "before") == [1])
+        #expect(try store.get(partition: 0, bucket: "b", key: "after") == [2])
         #expect(store.statistics.commits == 2)
         #expect(store.statistics.operations == 3)
     }
@@ -437,10 +437,10 @@ struct SQLiteObjectStoreTests {
         defer { store.close() }
         try await store.put(bucket: "b", key: "k", partition: 2, value: [1])
 
-        #expect(try await store.delete(bucket: "b", key: "k") == true)
-        #expect(try store.get(bucket: "b", key: "k") == nil)
+        #expect(try await store.delete(partition: 2, bucket: "b", key: "k") == true)
+        #expect(try store.get(partition: 2, bucket: "b", key: "k") == nil)
         #expect(try store.scan(partition: 2).isEmpty)
-        #expect(try await store.delete(bucket: "b", key: "k") == false)
+        #expect(try await store.delete(partition: 2, bucket: "b", key: "k") == false)
     }
 
     @Test func conditionalDeleteRemovesOnlyTheExpectedValue() async throws {
@@ -451,17 +451,17 @@ struct SQLiteObjectStoreTests {
         try await store.put(bucket: "b", key: "k", partition: 2, value: [1, 2])
 
         // A newer value raced in: the delete checked against the old one keeps the key.
-        #expect(try await store.delete(bucket: "b", key: "k", ifValue: [1]) == false)
-        #expect(try store.get(bucket: "b", key: "k") == [1, 2])
-        #expect(try await store.delete(bucket: "b", key: "absent", ifValue: [1, 2]) == false)
+        #expect(try await store.delete(partition: 2, bucket: "b", key: "k", ifValue: [1]) == false)
+        #expect(try store.get(partition: 2, bucket: "b", key: "k") == [1, 2])
+        #expect(try await store.delete(partition: 2, bucket: "b", key: "absent", ifValue: [1, 2]) == false)
 
-        #expect(try await store.delete(bucket: "b", key: "k", ifValue: [1, 2]) == true)
-        #expect(try store.get(bucket: "b", key: "k") == nil)
+        #expect(try await store.delete(partition: 2, bucket: "b", key: "k", ifValue: [1, 2]) == true)
+        #expect(try store.get(partition: 2, bucket: "b", key: "k") == nil)
         #expect(try store.scan(partition: 2).isEmpty)
-        #expect(try await store.delete(bucket: "b", key: "k", ifValue: [1, 2]) == false)
+        #expect(try await store.delete(partition: 2, bucket: "b", key: "k", ifValue: [1, 2]) == false)
         // The unconditional delete still works after the conditional one was prepared.
         try await store.put(bucket: "b", key: "k", partition: 2, value: [3])
-        #expect(try await store.delete(bucket: "b", key: "k") == true)
+        #expect(try await store.delete(partition: 2, bucket: "b", key: "k") == true)
     }
 
     @Test func closeFlushesQueuedWritesIsIdempotentAndLaterCallsFail() async throws {
@@ -478,7 +478,7 @@ struct SQLiteObjectStoreTests {
         let results = await done.wait(for: 200)
         #expect(results.allSatisfy { $0 })
 
-        #expect(throws: StoreError.closed(path: path)) { _ = try store.get(bucket: "b", key: "k0") }
+        #expect(throws: StoreError.closed(path: path)) { _ = try store.get(partition: 0, bucket: "b", key: "k0") }
         #expect(throws: StoreError.closed(path: path)) { try store.setMeta("x", [1]) }
         await #expect(throws: StoreError.closed(path: path)) {
             try await store.put(bucket: "b", key: "late", partition: 0, value: [1])
@@ -539,14 +539,14 @@ struct SQLiteObjectStoreTests {
         }
         #expect(store.statistics.backgroundCheckpoints >= 1)
         #expect(try store.count() == 2000)
-        #expect(try store.get(bucket: "b", key: "k19-99") == value)
+        #expect(try store.get(partition: 3, bucket: "b", key: "k19-99") == value)
         store.close()
         // Closing stops the checkpointer first: the final checkpoint truncates the WAL.
         #expect(fileSize(path + "-wal") == 0)
         let reopened = try SQLiteObjectStore(path: path, sync: .batch)
         defer { reopened.close() }
         #expect(try reopened.count() == 2000)
-        #expect(try reopened.get(bucket: "b", key: "k0-0") == value)
+        #expect(try reopened.get(partition: 0, bucket: "b", key: "k0-0") == value)
     }
 }
 

@@ -482,7 +482,9 @@ final class AntiEntropy: @unchecked Sendable {
     private func push(_ key: RepairKey, to peer: Member) -> EventLoopFuture<(moved: Bool, bytes: Int)> {
         let stored: [UInt8]?
         do {
-            stored = try replicas.store.get(bucket: key.bucket, key: key.key)
+            stored = try replicas.store.get(
+                partition: replicas.partitioner.partition(bucket: key.bucket, key: key.key), bucket: key.bucket,
+                key: key.key)
         } catch {
             return loop.makeSucceededFuture((false, 0))
         }

@@ -95,8 +95,11 @@ final class ReplicaStore: Sendable {
     func read(bucket: String, key: String, on loop: EventLoop) -> EventLoopFuture<Object?> {
         let store = self.store
         let lww = buckets.properties(of: bucket).conflicts == .lww
+        let partition = partitioner.partition(bucket: bucket, key: key)
         return loop.makeCompletedFuture {
-            var object = try store.get(bucket: bucket, key: key).map { try ObjectCodec.decode($0) }
+            var object = try store.get(partition: partition, bucket: bucket, key: key).map {
+                try ObjectCodec.decode($0)
+            }
             for hint in try store.hints(bucket: bucket, key: key) {
                 let held = try ObjectCodec.decode(hint.value)
                 object = object.map { lww ? $0.lwwMerged(held) : $0.merged(held) } ?? held
@@ -177,8 +180,11 @@ final class ReplicaStore: Sendable {
     /// change hook removes the key from anti-entropy's tree.
     func reap(bucket: String, key: String, digest: UInt64, on loop: EventLoop) -> EventLoopFuture<Bool> {
         let stored: [UInt8]
+        let partition = partitioner.partition(bucket: bucket, key: key)
         do {
-            guard let bytes = try store.get(bucket: bucket, key: key) else { return loop.makeSucceededFuture(false) }
+            guard let bytes = try store.get(partition: partition, bucket: bucket, key: key) else {
+                return loop.makeSucceededFuture(false)
+            }
             stored = bytes
         } catch {
             return loop.makeFailedFuture(WriteError.storage(error))
@@ -187,9 +193,8 @@ final class ReplicaStore: Sendable {
             return loop.makeSucceededFuture(false)
         }
         let promise = loop.makePromise(of: Bool.self)
-        let partition = partitioner.partition(bucket: bucket, key: key)
         let hook = changeHook.get()
-        store.delete(bucket: bucket, key: key, ifValue: stored) { result in
+        store.delete(partition: partition, bucket: bucket, key: key, ifValue: stored) { result in
             switch result {
             case .success(let deleted):
                 if deleted, let hook {
@@ -211,7 +216,7 @@ final class ReplicaStore: Sendable {
         let hook = changeHook.get()
         let partition = partitioner.partition(bucket: record.bucket, key: record.key)
         let digest = (try? ObjectCodec.decode(record.value)).map(VersionDigest.of)
-        store.delete(bucket: record.bucket, key: record.key, ifValue: record.value) { result in
+        store.delete(partition: partition, bucket: record.bucket, key: record.key, ifValue: record.value) { result in
             switch result {
             case .success(let deleted):
                 if deleted, let hook {
