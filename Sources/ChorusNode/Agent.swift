@@ -35,7 +35,7 @@ public enum Agent {
         // systemd readiness (Type=notify) when $NOTIFY_SOCKET is set; else no-ops.
         let readiness = ServiceReadiness()
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoopThreads)
         defer { try? group.syncShutdownGracefully() }
         let membershipGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? membershipGroup.syncShutdownGracefully() }

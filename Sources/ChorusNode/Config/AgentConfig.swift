@@ -1,4 +1,5 @@
 import ChorusCore
+import Foundation
 
 /// Everything `chorus agent` runs with, after the file, the environment and the
 /// flags have been merged and checked (see `ConfigLoader`).
@@ -25,6 +26,9 @@ public struct AgentConfig: Sendable {
     public var reconnectInterval: Duration
     /// Longest wait between attempts to join through the seeds (serf retry_interval grows to this).
     public var joinRetryMax: Duration
+    /// Threads of the event loops that serve the HTTP API and the agent-to-agent
+    /// sessions (membership has a thread of its own). Default: one per core.
+    public var eventLoopThreads: Int
     public var store: StoreSettings
 
     public init(
@@ -32,8 +36,10 @@ public struct AgentConfig: Sendable {
         httpAddr: Endpoint, httpToken: String? = nil, join: [Endpoint] = [], encryptKey: String? = nil,
         logLevel: String = "info", tags: [String: String] = [:], swim: SWIMSettings = SWIMSettings(),
         pushPullInterval: Duration = .seconds(30), reconnectInterval: Duration = .seconds(30),
-        joinRetryMax: Duration = .seconds(30), store: StoreSettings = StoreSettings()
+        joinRetryMax: Duration = .seconds(30), eventLoopThreads: Int = ProcessInfo.processInfo.activeProcessorCount,
+        store: StoreSettings = StoreSettings()
     ) {
+        self.eventLoopThreads = eventLoopThreads
         self.name = name
         self.dataDir = dataDir
         self.clusterName = clusterName

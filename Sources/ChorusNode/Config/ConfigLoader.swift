@@ -45,6 +45,9 @@ public enum ConfigLoader {
         Setting(key: "encrypt_key", kind: .string, help: "base64 key that seeds a new keyring"),
         Setting(key: "log_level", kind: .string, help: "trace, debug, info, notice, warning, error"),
         Setting(key: "tags", kind: .tags, help: "key=value tags gossiped with this member"),
+        Setting(
+            key: "event_loop_threads", kind: .integer,
+            help: "threads serving HTTP and agent sessions (default: one per core)"),
         Setting(key: "gossip.probe_interval", kind: .duration, help: "time between probe rounds"),
         Setting(key: "gossip.probe_timeout", kind: .duration, help: "wait for a direct ack"),
         Setting(key: "gossip.indirect_checks", kind: .integer, help: "relays asked after a missed ack"),
@@ -412,6 +415,8 @@ public enum ConfigLoader {
             pushPullInterval: try duration("gossip.push_pull_interval", default: .seconds(30)),
             reconnectInterval: try duration("gossip.reconnect_interval", default: .seconds(30)),
             joinRetryMax: try duration("gossip.join_retry_max", default: .seconds(30)),
+            eventLoopThreads: try integer(
+                "event_loop_threads", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...256),
             store: store
         )
     }
