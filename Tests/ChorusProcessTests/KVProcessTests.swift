@@ -145,18 +145,31 @@ struct KVProcessTests {
             try cli.requireSuccess("chorus get of a key with siblings")
             #expect(cli.stdout.contains("left") && cli.stdout.contains("right"), "chorus get shows siblings: \(cli)")
 
-            // A write with only one sibling's context supersedes that one alone.
-            let leftContext = try #require(leftResponse.context, "blind PUT returned no context: \(leftResponse)")
-            let partial = try await agents[2].kvPut(key, "after-left", w: "all", context: leftContext)
-            #expect(partial.status == 204, "PUT with the left write's context: \(partial)")
-            let afterPartial = try await agents[0].kvGet(key, r: "all")
-            #expect(afterPartial.status == 300, "a write that saw only 'left' must keep 'right': \(afterPartial)")
+            // A write with only one sibling's context supersedes that one alone. A write's
+            // response context is the stored object's: it covers only "first" when nothing
+            // else was there yet, so these are written one after the other. (One of two
+            // blind writes made at once may well return a context that covers both: the
+            // other's replica write reached its coordinator first. Seen in CI.)
+            let partialKey = key + "-partial"
+            let first = try await agents[0].kvPut(partialKey, "first", w: "all")
+            #expect(first.status == 204, "PUT first: \(first)")
+            let firstContext = try #require(first.context, "PUT returned no context: \(first)")
+            let second = try await agents[1].kvPut(partialKey, "second", w: "all")
+            #expect(second.status == 204, "blind PUT second: \(second)")
+            let partial = try await agents[2].kvPut(partialKey, "after-first", w: "all", context: firstContext)
+            #expect(partial.status == 204, "PUT with the first write's context: \(partial)")
+            let afterPartial = try await agents[0].kvGet(partialKey, r: "all")
+            #expect(afterPartial.status == 300, "a write that saw only 'first' must keep 'second': \(afterPartial)")
             if afterPartial.status == 300 {
                 let body = try afterPartial.decode(KVHTTPResponse.SiblingsBody.self)
                 #expect(
-                    body.values.sorted() == ["after-left", "right"], "siblings after the partial write: \(afterPartial)"
-                )
-                mergedContext = body.context
+                    body.values.sorted() == ["after-first", "second"],
+                    "siblings after the partial write: \(afterPartial)")
+                let resolvePartial = try await agents[1].kvPut(
+                    partialKey, "resolved", w: "all", context: body.context)
+                #expect(resolvePartial.status == 204, "PUT with the merged context: \(resolvePartial)")
+                let read = try await agents[2].kvGet(partialKey, r: "all")
+                #expect(read.status == 200 && read.text == "resolved", "after resolving: \(read)")
             }
 
             // A write with the merged context supersedes every sibling.
