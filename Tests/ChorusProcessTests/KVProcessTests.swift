@@ -184,6 +184,30 @@ struct KVProcessTests {
         }
     }
 
+    /// A quorum read asks R replicas, the coordinator's own copy first: a paused replica
+    /// among them (SIGSTOP: no error, no answer, not yet dead in anyone's view) is covered
+    /// by asking the third one after `store.read_speculation_delay`. Without that, every
+    /// read that asked the paused node first would wait out its timeout and fail.
+    @Test func aQuorumReadAsksAnotherReplicaWhenOneItAskedIsPaused() async throws {
+        try await AgentCluster.run(subnet: 37, label: "kv-speculative-read") { cluster in
+            let agents = try cluster.startNodes(3)
+            try await cluster.waitAllAlive(agents)
+            let keys = (0..<30).map { "speculative-\($0)" }
+            for key in keys {
+                let put = try await agents[0].kvPut(key, "v-\(key)", w: "all")
+                try #require(put.status == 204, "PUT \(key) w=all: \(put)")
+            }
+            agents[2].signal(SIGSTOP)
+            var failures: [String] = []
+            for key in keys {
+                let read = try await agents[0].kvGet(key, r: "2", query: [("timeout", "3000ms")])
+                if read.status != 200 || read.text != "v-\(key)" { failures.append("\(key): \(read)") }
+            }
+            agents[2].signal(SIGCONT)
+            #expect(failures.isEmpty, "r=2 reads with node3 paused:\n\(failures.joined(separator: "\n"))")
+        }
+    }
+
     @Test func siblingsAreCappedAndAWriteWithTheirContextCollapsesThem() async throws {
         try await AgentCluster.run(subnet: 26, label: "kv-sibling-cap") { cluster in
             let agents = try cluster.startNodes(3, firstHost: 21)
