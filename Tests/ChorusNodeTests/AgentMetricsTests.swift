@@ -51,6 +51,7 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
         "chorus_hints_expired_total": "counter",
         "chorus_hints_dropped_total": "counter",
         "chorus_read_repairs_total": "counter",
+        "chorus_read_speculations_total": "counter",
         "chorus_members": "gauge",
         "chorus_local_health": "gauge",
         "chorus_datagrams_total": "counter",

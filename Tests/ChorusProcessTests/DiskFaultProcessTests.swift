@@ -177,7 +177,7 @@ struct DiskFaultProcessTests {
         let live = others.filter { $0.name != victim.name }
         try await cluster.stopGracefully([victim], seenBy: live + [full])
 
-        let hintsDroppedBefore = try await metric(#"chorus_hints_dropped_total{reason="error"}"#, of: full)
+        let hintsDroppedBefore = try await full.metric(#"chorus_hints_dropped_total{reason="error"}"#)
         let write = try await live[0].kvPut(key, "needs a hint", w: "3")
         #expect(write.status == 503, "w=3 with the fallback's disk full: \(write)")
         let body = try? write.decode(QuorumFailureBody.self)
@@ -187,20 +187,11 @@ struct DiskFaultProcessTests {
             body?.failures.contains { $0.contains(full.name) && $0.contains("disk full") } == true,
             "the failure names node4 and the full disk: \(write)")
         #expect(try await cluster.hints(of: full).isEmpty, "node4 must not hold a hint it could not store")
-        let hintsDroppedAfter = try await metric(#"chorus_hints_dropped_total{reason="error"}"#, of: full)
+        let hintsDroppedAfter = try await full.metric(#"chorus_hints_dropped_total{reason="error"}"#)
         #expect(hintsDroppedAfter > hintsDroppedBefore)
         // W counts durable copies only: the two live home replicas meet w=2.
         let two = try await live[1].kvPut(key, "two copies", w: "2")
         #expect(two.status == 204, "w=2: \(two)")
-    }
-
-    /// One sample of `GET /metrics`, 0 when absent.
-    private func metric(_ series: String, of agent: Agent) async throws -> Double {
-        let response = try await KVHTTP.request("GET", agent.httpAddress, "/metrics")
-        for line in response.text.split(separator: "\n") where line.hasPrefix(series + " ") {
-            return Double(line.dropFirst(series.count + 1)) ?? 0
-        }
-        return 0
     }
 
     private func checkFullDisk(cluster: AgentCluster, agent: Agent, ballast: URL) async throws {

@@ -211,6 +211,15 @@ enum KVHTTP {
 
 /// `/v1/kv` requests against one agent.
 extension Agent {
+    /// One sample of `GET /metrics` (the series with its labels, as printed), 0 when absent.
+    func metric(_ series: String) async throws -> Double {
+        let response = try await KVHTTP.request("GET", httpAddress, "/metrics")
+        for line in response.text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1)) ?? 0
+        }
+        return 0
+    }
+
     /// `/v1/kv/{bucket}/{key}` with the query items in order, percent-encoding the
     /// key (the bucket is sent as given, so tests can send bad ones).
     static func kvTarget(bucket: String, key: String, query: [(String, String)]) -> String {

@@ -197,6 +197,7 @@ struct KVProcessTests {
                 let put = try await agents[0].kvPut(key, "v-\(key)", w: "all")
                 try #require(put.status == 204, "PUT \(key) w=all: \(put)")
             }
+            let speculationsBefore = try await agents[0].metric("chorus_read_speculations_total")
             agents[2].signal(SIGSTOP)
             var failures: [String] = []
             for key in keys {
@@ -205,6 +206,9 @@ struct KVProcessTests {
             }
             agents[2].signal(SIGCONT)
             #expect(failures.isEmpty, "r=2 reads with node3 paused:\n\(failures.joined(separator: "\n"))")
+            // The reads that asked node3 first went on by speculation (about half of them).
+            let speculations = try await agents[0].metric("chorus_read_speculations_total") - speculationsBefore
+            #expect(speculations > 0, "no speculative read counted")
         }
     }
 

@@ -470,7 +470,10 @@ final class KVService: Sendable {
                 state.speculation = loop.scheduleTask(in: speculateAfter) { speculate() }
                 return spare
             }
-            if let spare { ask(spare.node) }
+            if let spare {
+                metrics.readSpeculation()
+                ask(spare.node)
+            }
         }
 
         let (start, first) = machine.withLockedValue { state in

@@ -27,6 +27,7 @@ import Prometheus
 /// | `chorus_hints_expired_total` | counter | | Hints deleted undelivered because they outlived the hint window. |
 /// | `chorus_hints_dropped_total` | counter | `reason` | Hints not stored, by reason; anti-entropy repairs their keys later. |
 /// | `chorus_read_repairs_total` | counter | | Read-repair writes sent to replicas that answered a read with an older or missing version. |
+/// | `chorus_read_speculations_total` | counter | | Replicas a quorum read asked beyond its first R because one was slow (speculative retry). |
 /// | `chorus_members` | gauge | `status` | Cluster members in this node's view, by SWIM status. |
 /// | `chorus_local_health` | gauge | | This node's SWIM local health multiplier score (0 is healthy). |
 /// | `chorus_datagrams_total` | counter | `direction` | Gossip datagrams received and sent. |
@@ -64,6 +65,7 @@ final class AgentMetrics: Sendable {
     /// dynamic (and capped at ``MetricLabels/maxHintTargets``).
     private let hintsPending = NIOLockedValueBox<[String: Prometheus.Gauge]>([:])
     private let readRepairs: Prometheus.Counter
+    private let readSpeculations: Prometheus.Counter
     private let members: LabeledMetric<Prometheus.Gauge>
     private let localHealth: Prometheus.Gauge
     private let datagrams: LabeledMetric<Prometheus.Counter>
@@ -137,6 +139,9 @@ final class AgentMetrics: Sendable {
         readRepairs = counter(
             "chorus_read_repairs_total",
             "Read-repair writes sent to replicas that answered a read with an older or missing version.")
+        readSpeculations = counter(
+            "chorus_read_speculations_total",
+            "Replicas a quorum read asked beyond its first R because one was slow (speculative retry).")
         members = LabeledMetric(labels: [("status", MetricLabels.memberStatuses)]) {
             registry.makeGauge(
                 descriptor: AgentMetrics.describe(
@@ -211,6 +216,10 @@ final class AgentMetrics: Sendable {
     }
 
     /// `count` read-repair writes sent (one per replica repaired).
+    func readSpeculation() {
+        readSpeculations.increment()
+    }
+
     func readRepair(count: Int = 1) {
         if count > 0 { readRepairs.increment(by: Int64(count)) }
     }
