@@ -91,6 +91,25 @@ import Testing
         }
     }
 
+    @Test func readSettingsDefaultToQuorumTargetsAndTakeTheirValues() throws {
+        let defaults = try load(flags: ["bind": ["127.0.0.1:1"]])
+        #expect(defaults.store.readTargets == .quorum)
+        #expect(defaults.store.readSpeculationDelay == .milliseconds(20))
+        #expect(defaults.eventLoopThreads == ProcessInfo.processInfo.activeProcessorCount)
+        let path = try write(
+            "event_loop_threads = 1\n[store]\nread_targets = \"all\"\nread_speculation_delay = \"5ms\"\n")
+        let set = try load(file: path, flags: ["bind": ["127.0.0.1:1"]])
+        #expect(set.store.readTargets == .all)
+        #expect(set.store.readSpeculationDelay == .milliseconds(5))
+        #expect(set.eventLoopThreads == 1)
+        let badPath = try write("[store]\nread_targets = \"most\"\n")
+        #expect {
+            try load(file: badPath, flags: ["bind": ["127.0.0.1:1"]])
+        } throws: { error in
+            "\(error)".contains("\(badPath):2") && "\(error)".contains("got \"most\"")
+        }
+    }
+
     @Test func nonLoopbackHTTPNeedsAToken() {
         #expect {
             try load(flags: ["bind": ["127.0.0.1:1"], "http_addr": ["0.0.0.0:7480"]])

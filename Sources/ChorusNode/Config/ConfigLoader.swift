@@ -361,7 +361,9 @@ public enum ConfigLoader {
         }
         let readTargetsText = try string("store.read_targets", default: "quorum")
         guard let readTargets = StoreSettings.ReadTargets(rawValue: readTargetsText) else {
-            throw ConfigError("\(text("store.read_targets")!.1): store.read_targets must be \"quorum\" or \"all\"")
+            throw ConfigError(
+                "\(text("store.read_targets")!.1): store.read_targets must be \"quorum\" or \"all\", got \"\(readTargetsText)\""
+            )
         }
         func boolean(_ key: String, default fallback: Bool) throws(ConfigError) -> Bool {
             guard let (value, source) = text(key) else { return fallback }
