@@ -266,6 +266,11 @@ public final class MembershipService: @unchecked Sendable {
             case .memberChanged(let change):
                 membershipChanged = true
                 logChange(change)
+                // A member (back) alive: open the session to it now, so the first replica
+                // request after a restart does not wait for the connect and handshake.
+                if change.current == .alive, change.member.id != localID, departure == nil {
+                    sessions?.warm(change.member.address)
+                }
             }
         }
         persistIncarnationIfRaised()

@@ -110,6 +110,11 @@ final class SessionPool: Sendable {
         }
     }
 
+    /// Opens the session to `address` unless one is open or opening (no request is sent).
+    func warm(_ address: Endpoint) {
+        _ = session(to: address, timeout: connectTimeout)
+    }
+
     /// The session to `address` (connecting and handshaking if there is none), and its
     /// handler if the handshake is done.
     private func session(to address: Endpoint, timeout: TimeAmount) -> (
