@@ -519,9 +519,9 @@ struct SQLiteObjectStoreTests {
         defer { dir.remove() }
         let path = dir.path("store.db")
         let store = try SQLiteObjectStore(path: path, sync: .batch)
-        let value = [UInt8](repeating: 7, count: 16 << 10)
-        // About five WAL pages per write: 2,000 writes pass the checkpointer's interval
-        // (`WALCheckpointer.interval`, 4,096 pages) twice over, in groups of up to 100.
+        let value = [UInt8](repeating: 7, count: 32 << 10)
+        // About seventeen 2 KiB WAL pages per write: 2,000 writes pass the checkpointer's
+        // interval (`WALCheckpointer.interval`, 16,384 pages) twice over, in groups of up to 100.
         for round in 0..<20 {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<100 {
