@@ -52,7 +52,6 @@ public struct QuorumRead: Sendable {
     private var answers: [NodeID: StoredObject?] = [:]
     private var failures: [String] = []
     private var failedCount = 0
-    private var failedNodes = 0
     private var decided = false
     public private(set) var merged: StoredObject?
 
@@ -89,7 +88,6 @@ public struct QuorumRead: Sendable {
     public mutating func failed(_ node: NodeID, reason: String) -> Decision? {
         guard targets.contains(where: { $0.node == node }), answers[node] == nil else { return nil }
         failures.append(reason)
-        failedNodes += 1
         if counts(node) { failedCount += 1 }
         return decide()
     }
@@ -132,7 +130,7 @@ public struct QuorumRead: Sendable {
     }
 
     /// Asked targets whose answer (or failure) is still to come.
-    public var awaiting: Int { asked - answers.count - failedNodes }
+    public var awaiting: Int { asked - answers.count - failures.count }
 
     private mutating func decide() -> Decision? {
         guard !decided else { return nil }
