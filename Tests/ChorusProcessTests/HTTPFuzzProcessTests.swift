@@ -202,18 +202,10 @@ private struct SplitMix {
 }
 
 /// Sends raw bytes on a fresh TCP connection, half-closes, and reads until the peer
-/// closes or 2 s pass (on a Dispatch thread, never a concurrency worker).
+/// closes or 2 s pass (on a thread of its own, never a concurrency worker).
 private enum RawTCP {
     static func exchange(_ bytes: [UInt8], with address: String) async throws -> [UInt8] {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do {
-                    continuation.resume(returning: try blockingExchange(bytes, with: address))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        try await onOwnThread { try blockingExchange(bytes, with: address) }
     }
 
     /// The status code of an HTTP answer, nil when there was none.
@@ -224,27 +216,8 @@ private enum RawTCP {
     }
 
     private static func blockingExchange(_ bytes: [UInt8], with address: String) throws -> [UInt8] {
-        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
-            throw HarnessError("bad address \(address)")
-        }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(String(cString: strerror(errno)))") }
+        let fd = try LoopbackTCP.connected(to: address, what: "raw TCP to \(address)")
         defer { close(fd) }
-        var slice = timeval(tv_sec: 0, tv_usec: 200_000)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, socklen_t(MemoryLayout<timeval>.size))
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_port = in_port_t(port.bigEndian)
-        guard inet_pton(AF_INET, String(address[..<colon]), &socketAddress.sin_addr) == 1 else {
-            throw HarnessError("bad host in \(address)")
-        }
-        let connected = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw HarnessError("connect \(address): \(String(cString: strerror(errno)))") }
         let deadline = ContinuousClock.now + .seconds(2)
         var sent = 0
         while sent < bytes.count, ContinuousClock.now < deadline {

@@ -88,31 +88,9 @@ enum KVHTTP {
         timeout: Duration
     ) throws -> KVHTTPResponse {
         let what = "\(method) http://\(address)\(target)"
-        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...])
-        else { throw HarnessError("bad address \(address)") }
-        let host = String(address[..<colon])
         let deadline = ContinuousClock.now + timeout
-
-        let fd = socket(AF_INET, streamType, 0)
-        guard fd >= 0 else { throw HarnessError("\(what): socket(): \(errorText())") }
+        let fd = try LoopbackTCP.connected(to: address, what: what)
         defer { close(fd) }
-        // Short socket timeouts, so the overall deadline is checked often.
-        var slice = timeval(tv_sec: 0, tv_usec: 200_000)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, socklen_t(MemoryLayout<timeval>.size))
-
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_port = in_port_t(port.bigEndian)
-        guard inet_pton(AF_INET, host, &socketAddress.sin_addr) == 1 else {
-            throw HarnessError("\(what): not an IPv4 address: \(host)")
-        }
-        let connected = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw HarnessError("\(what): connect: \(errorText())") }
 
         var head = "\(method) \(target) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n"
         head += "Content-Length: \(body.count)\r\n"
@@ -196,6 +174,43 @@ enum KVHTTP {
             body = Array(body.prefix(length))
         }
         return KVHTTPResponse(status: status, headers: headers, body: body)
+    }
+
+    private static func errorText() -> String { String(cString: strerror(errno)) }
+}
+
+/// Blocking IPv4 TCP connections for the raw HTTP client and the HTTP fuzz test.
+enum LoopbackTCP {
+    /// A socket connected to `address` ("host:port"), with 200 ms send and receive
+    /// timeouts so the caller checks its own deadline often. The caller closes it.
+    /// Errors start with `what`.
+    static func connected(to address: String, what: String) throws -> Int32 {
+        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...])
+        else { throw HarnessError("\(what): bad address \(address)") }
+        let host = String(address[..<colon])
+        let fd = socket(AF_INET, streamType, 0)
+        guard fd >= 0 else { throw HarnessError("\(what): socket(): \(errorText())") }
+        var slice = timeval(tv_sec: 0, tv_usec: 200_000)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, socklen_t(MemoryLayout<timeval>.size))
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = in_port_t(port.bigEndian)
+        guard inet_pton(AF_INET, host, &socketAddress.sin_addr) == 1 else {
+            close(fd)
+            throw HarnessError("\(what): not an IPv4 address: \(host)")
+        }
+        let connected = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            let error = errorText()
+            close(fd)
+            throw HarnessError("\(what): connect: \(error)")
+        }
+        return fd
     }
 
     private static var streamType: Int32 {
