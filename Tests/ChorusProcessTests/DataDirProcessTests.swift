@@ -32,16 +32,17 @@ struct DataDirProcessTests {
             let dataDir = cluster.root.appendingPathComponent("foreign")
             try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
             // An SQLite database some other program created: valid file, wrong application_id.
-            let python = Process()
-            python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            python.arguments = [
-                "python3", "-c",
-                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()",
-                dataDir.appendingPathComponent("chorus.db").path,
-            ]
-            try python.run()
-            python.waitUntilExit()
-            try #require(python.terminationStatus == 0)
+            let database = dataDir.appendingPathComponent("chorus.db").path
+            let python = try await onOwnThread {
+                try runToCompletion(
+                    "/usr/bin/env",
+                    [
+                        "python3", "-c",
+                        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()",
+                        database,
+                    ])
+            }
+            try #require(python.status == 0, "\(python.output)")
             let agent = try cluster.start(name: "node1", hostIndex: 2, join: [], dataDir: dataDir)
             let exit = try await cluster.waitForExit(agent)
             #expect(exit.reason == .exit && exit.status == 1, "agent should exit with status 1, got \(exit)")

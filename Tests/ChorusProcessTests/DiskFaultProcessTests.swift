@@ -61,23 +61,14 @@ struct DiskFaultProcessTests {
 
     @Test func fullDiskRefusesWritesKeepsReadsAndRecoversWhenSpaceIsFreed() async throws {
         try await AgentCluster.run(subnet: 61, label: "full-disk") { cluster in
-            let mountPoint = cluster.root.appendingPathComponent("tmpfs")
-            try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
-            let mount = try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint.path])
-            guard mount.status == 0 else {
-                print(
-                    "SKIPPED fullDiskRefusesWritesKeepsReadsAndRecoversWhenSpaceIsFreed: cannot mount a tmpfs "
-                        + "(needs root): \(mount.output)")
-                return
-            }
-            var agentToStop: Agent?
-            do {
+            try await withTmpfs(
+                size: "2m", in: cluster, skipping: "fullDiskRefusesWritesKeepsReadsAndRecoversWhenSpaceIsFreed"
+            ) { mountPoint in
                 // Ballast, removed later to free space without touching the database.
                 let ballast = mountPoint.appendingPathComponent("ballast")
                 try Data(repeating: 0xAB, count: 640 << 10).write(to: ballast)
                 let agent = try cluster.start(
                     name: "node1", hostIndex: 1, join: [], dataDir: mountPoint.appendingPathComponent("data"))
-                agentToStop = agent
                 try await cluster.waitUntil("node1 serves", deadline: .seconds(30)) { () async throws -> Bool in
                     (try? await cluster.members(of: agent))?.isEmpty == false
                 }
@@ -85,15 +76,7 @@ struct DiskFaultProcessTests {
                 cluster.terminate(agent)
                 let exit = try await cluster.waitForExit(agent)
                 #expect(exit.isCleanExit, "graceful stop after the disk filled: \(exit)")
-            } catch {
-                if let agentToStop, agentToStop.isRunning {
-                    try? await cluster.kill9(agentToStop)
-                }
-                _ = try? await run("/bin/umount", ["-l", mountPoint.path])
-                throw error
             }
-            let unmount = try await run("/bin/umount", [mountPoint.path])
-            #expect(unmount.status == 0, "umount: \(unmount.output)")
         }
     }
 
@@ -103,34 +86,46 @@ struct DiskFaultProcessTests {
     /// on a tmpfs filled by a ballast file and by writes until its store turns read-only.
     @Test func fallbackOnAFullDiskRefusesTheHint() async throws {
         try await AgentCluster.run(subnet: 63, label: "full-disk-hint") { cluster in
-            let mountPoint = cluster.root.appendingPathComponent("tmpfs")
-            try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
-            let mount = try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint.path])
-            guard mount.status == 0 else {
-                print("SKIPPED fallbackOnAFullDiskRefusesTheHint: cannot mount a tmpfs (needs root): \(mount.output)")
-                return
-            }
-            var node4: Agent?
-            do {
+            try await withTmpfs(size: "4m", in: cluster, skipping: "fallbackOnAFullDiskRefusesTheHint") { mountPoint in
                 let agents = try cluster.startNodes(3, firstHost: 1)
                 let full = try cluster.start(
                     name: "node4", hostIndex: 4, join: [cluster.gossipAddress(1)],
                     dataDir: mountPoint.appendingPathComponent("data"))
-                node4 = full
                 let all = agents + [full]
                 try await cluster.waitAllAlive(all)
                 try await cluster.waitUntilServing(all)
                 try await checkFallbackRefusesHint(cluster: cluster, others: agents, full: full, mountPoint: mountPoint)
                 cluster.terminate(full)
                 _ = try await cluster.waitForExit(full)
-            } catch {
-                if let node4, node4.isRunning { try? await cluster.kill9(node4) }
-                _ = try? await run("/bin/umount", ["-l", mountPoint.path])
-                throw error
             }
-            let unmount = try await run("/bin/umount", [mountPoint.path])
-            #expect(unmount.status == 0, "umount: \(unmount.output)")
         }
+    }
+
+    /// Mounts a tmpfs of `size` in the cluster's folder, runs `body` with its path, then
+    /// unmounts it. Where no tmpfs can be mounted (not root) the test is skipped with a
+    /// message. If `body` throws, the agents whose data dir is on the tmpfs are killed and
+    /// it is unmounted lazily.
+    private func withTmpfs(
+        size: String, in cluster: AgentCluster, skipping test: String, _ body: (URL) async throws -> Void
+    ) async throws {
+        let mountPoint = cluster.root.appendingPathComponent("tmpfs")
+        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+        let mount = try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", mountPoint.path])
+        guard mount.status == 0 else {
+            print("SKIPPED \(test): cannot mount a tmpfs (needs root): \(mount.output)")
+            return
+        }
+        do {
+            try await body(mountPoint)
+        } catch {
+            for agent in cluster.agents where agent.isRunning && agent.dataDir.path.hasPrefix(mountPoint.path) {
+                try? await cluster.kill9(agent)
+            }
+            _ = try? await run("/bin/umount", ["-l", mountPoint.path])
+            throw error
+        }
+        let unmount = try await run("/bin/umount", [mountPoint.path])
+        #expect(unmount.status == 0, "umount: \(unmount.output)")
     }
 
     private func checkFallbackRefusesHint(
@@ -269,25 +264,7 @@ struct DiskFaultProcessTests {
 
     /// Runs a short system command (mount, umount) to completion.
     private func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: executable)
-                process.arguments = arguments
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = pipe
-                do {
-                    try process.run()
-                    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    continuation.resume(
-                        returning: (process.terminationStatus, String(decoding: output, as: UTF8.self)))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        try await onOwnThread { try runToCompletion(executable, arguments) }
     }
 }
 

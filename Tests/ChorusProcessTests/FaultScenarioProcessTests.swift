@@ -40,16 +40,12 @@ struct FaultScenarioProcessTests {
     /// Runs a short shell command (bounded by the caller's command itself).
     @discardableResult
     static func shell(_ command: String) -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (127, "\(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        do {
+            let (status, output) = try runToCompletion("/bin/sh", ["-c", command])
+            return (status, output)
+        } catch {
+            return (127, "\(error)")
+        }
     }
 
     /// Namespaces and links named `chorusft-*` that exist now.

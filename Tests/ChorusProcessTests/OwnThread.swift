@@ -15,3 +15,19 @@ func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async 
         thread.start()
     }
 }
+
+/// Runs `executable` to completion, blocking the calling thread; returns its exit status and
+/// its output (stdout and stderr together). Only for short commands (mount, ip, a test
+/// script): call it through `onOwnThread` from async code.
+func runToCompletion(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
