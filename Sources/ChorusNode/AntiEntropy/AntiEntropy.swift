@@ -461,7 +461,7 @@ final class AntiEntropy: @unchecked Sendable {
         let fetches = plan.keysToFetch.filter { homes($0.bucket).contains(localID) }
         var operations: [@Sendable () -> EventLoopFuture<(moved: Bool, bytes: Int)>] = []
         for key in sends {
-            operations.append { [self] in push(key, to: peer) }
+            operations.append { [self] in push(key, partition: partition, to: peer) }
         }
         for key in fetches {
             operations.append { [self] in fetch(key, from: peer) }
@@ -479,12 +479,10 @@ final class AntiEntropy: @unchecked Sendable {
         }
     }
 
-    private func push(_ key: RepairKey, to peer: Member) -> EventLoopFuture<(moved: Bool, bytes: Int)> {
+    private func push(_ key: RepairKey, partition: Int, to peer: Member) -> EventLoopFuture<(moved: Bool, bytes: Int)> {
         let stored: [UInt8]?
         do {
-            stored = try replicas.store.get(
-                partition: replicas.partitioner.partition(bucket: key.bucket, key: key.key), bucket: key.bucket,
-                key: key.key)
+            stored = try replicas.store.get(partition: partition, bucket: key.bucket, key: key.key)
         } catch {
             return loop.makeSucceededFuture((false, 0))
         }
