@@ -317,7 +317,8 @@ final class KVService: Sendable {
     }
 
     /// A write reaching a node that is not a home replica of its key goes to one
-    /// that is: the first reachable in preference order, then the next on failure.
+    /// that is: alive ones first, then suspect ones, then those SWIM holds down, each
+    /// group in preference order, the next on failure.
     private func forward(
         _ request: KVRequest, home: [NodeID], view: ClusterView, loop: EventLoop, required: Int
     ) -> EventLoopFuture<KVResponse> {
@@ -327,18 +328,24 @@ final class KVService: Sendable {
         var copy = request
         copy.forwarded = true
         let forwarded = copy
-        let reachable = home.filter { view.isReachable($0) }
+        let alive = home.filter { view.members[$0]?.status == .alive }
+        let suspect = home.filter { view.members[$0]?.status == .suspect }
         let down = home.filter { !view.isReachable($0) }
-        let candidates = reachable + down
+        let candidates = alive + suspect + down
         let deadline = NIODeadline.now() + .milliseconds(Int64(request.timeoutMilliseconds))
-        // The replicas SWIM holds down share one replica timeout, not the whole
-        // request's each: during a partition the client hears the 503 within about a
-        // second and retries elsewhere.
-        let downTimeout = TimeAmount.nanoseconds(
-            settings.replicaTimeout.timeAmount.nanoseconds / Int64(max(1, down.count)))
+        // An alive replica may take the whole request's time (it coordinates, and may
+        // wait for its own replicas). A suspect one gets a replica timeout, so that one
+        // cut off by a partition (suspect for as long as the suspicion lasts) does not
+        // use up the request before the next is tried. Those SWIM holds down share
+        // one replica timeout: during a partition the client hears the 503 within
+        // about a second and retries elsewhere.
+        let replicaTimeout = settings.replicaTimeout.timeAmount
+        let downTimeout = TimeAmount.nanoseconds(replicaTimeout.nanoseconds / Int64(max(1, down.count)))
+        let suspectEnd = alive.count + suspect.count
         @Sendable func attempt(_ index: Int, failures: [String]) -> EventLoopFuture<KVResponse> {
             let left = deadline - NIODeadline.now()
-            let remaining = index < reachable.count ? left : min(left, downTimeout)
+            let remaining =
+                index < alive.count ? left : index < suspectEnd ? min(left, replicaTimeout) : min(left, downTimeout)
             guard (index < candidates.count) && (remaining > .zero), let member = view.members[candidates[index]] else {
                 return loop.makeSucceededFuture(
                     Self.quorumFailure(
