@@ -229,6 +229,7 @@ public enum Agent {
                 metrics.observe(status)
                 metrics.observe(entropy)
                 metrics.setStoreReadOnly(!storage.health.isWritable)
+                metrics.observe(storage.statistics)
                 if let hints = try? handoff.summary() {
                     metrics.setHintsPending(
                         Dictionary(hints.map { ($0.target, $0.count) }, uniquingKeysWith: +),

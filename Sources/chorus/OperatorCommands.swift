@@ -153,7 +153,7 @@ struct StatusCommand: ParsableCommand {
                     "done=\(entropy.exchanges) equal=\(entropy.exchangesEqual) failed=\(entropy.exchangesFailed) "
                         + "answered=\(entropy.answered) keys_repaired=\(entropy.keysRepaired) "
                         + "udp_bytes=\(entropy.udpBytes) tcp_bytes=\(entropy.tcpBytes) "
-                        + "tombstones_reaped=\(entropy.tombstonesReaped)",
+                        + "tombstones_reaped=\(entropy.tombstonesReaped) catch_up_pending=\(entropy.catchUpPending)",
                 ],
                 [
                     "Last exchange",

@@ -1,3 +1,4 @@
+import ChorusStorage
 import CoreMetrics
 import Foundation
 import Testing
@@ -58,7 +59,8 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
         "chorus_datagrams_dropped_total": "counter",
         "chorus_tcp_refused_total": "counter",
         "chorus_store_commits_total": "counter",
-        "chorus_store_objects": "gauge",
+        "chorus_store_operations_total": "counter",
+        "chorus_store_queued": "gauge",
         "chorus_store_read_only": "gauge",
         "chorus_antientropy_exchanges_total": "counter",
         "chorus_antientropy_keys_repaired_total": "counter",
@@ -122,9 +124,15 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
         metrics.readRepair()
         metrics.readRepair(count: 2)
         metrics.readRepair(count: 0)
-        metrics.storeCommitted()
-        metrics.storeCommitted(count: 4)
-        metrics.setStoreObjects(1234)
+        var store = StoreStatistics()
+        store.commits = 2
+        store.operations = 30
+        store.queued = 7
+        metrics.observe(store)
+        store.commits = 5
+        store.operations = 41
+        store.queued = 0
+        metrics.observe(store)
         metrics.setStoreReadOnly(true)
         let exposition = scrape(metrics)
         #expect(exposition.samples[#"chorus_replica_requests_total{kind="write",outcome="ok"}"#] == 2)
@@ -132,7 +140,8 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
         #expect(exposition.samples[#"chorus_replica_requests_total{kind="read",outcome="ok"}"#] == 0)
         #expect(exposition.samples["chorus_read_repairs_total"] == 3)
         #expect(exposition.samples["chorus_store_commits_total"] == 5)
-        #expect(exposition.samples["chorus_store_objects"] == 1234)
+        #expect(exposition.samples["chorus_store_operations_total"] == 41)
+        #expect(exposition.samples["chorus_store_queued"] == 0)
         #expect(exposition.samples["chorus_store_read_only"] == 1)
     }
 
@@ -254,6 +263,7 @@ private func scrape(_ metrics: AgentMetrics) -> Exposition {
                 trees: 1, treesRebuilt: 1, keysIndexed: 10, rebuildSeconds: 0.1, exchanges: equal + repaired,
                 exchangesEqual: equal, exchangesRepaired: repaired, exchangesFailed: failed, answered: 0, malformed: 0,
                 keysRepaired: keys, udpBytes: 100 * equal, tcpBytes: 1000 * repaired, tombstonesReaped: reaped,
+                catchUpPending: 0,
                 partitionsExchanged: 1, partitionsReplicated: 1, oldestExchangeAgeSeconds: nil,
                 newestExchangeAgeSeconds: nil)
         }

@@ -44,6 +44,8 @@ final class AntiEntropy: @unchecked Sendable {
     private var roundCounter: UInt64 = 0
     private var rng = SystemRandomNumberGenerator()
     private var reaperTask: RepeatedTask?
+    /// Catch-ups with returning co-replicas (nil while background anti-entropy is off).
+    private var catchUp: CatchUpRunner?
     private var reaping = false
     /// Where the next reaper pass resumes: a partition and the last key scanned in it.
     private var reapCursor: (partition: Int, after: ObjectKey?) = (0, nil)
@@ -193,6 +195,11 @@ final class AntiEntropy: @unchecked Sendable {
             task = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
                 backgroundRound()
             }
+            let runner = CatchUpRunner(
+                antiEntropy: self, membership: membership, replication: replication,
+                window: settings.antiEntropyConcurrency, logger: logger)
+            runner.start()
+            catchUp = runner
         }
     }
 
@@ -202,6 +209,8 @@ final class AntiEntropy: @unchecked Sendable {
             task = nil
             reaperTask?.cancel()
             reaperTask = nil
+            catchUp?.stop()
+            catchUp = nil
         }
     }
 
@@ -826,7 +835,7 @@ final class AntiEntropy: @unchecked Sendable {
                 exchangesRepaired: stats.repaired, exchangesFailed: stats.failed, answered: stats.answered,
                 malformed: stats.malformed,
                 keysRepaired: stats.keysRepaired, udpBytes: stats.udpBytes, tcpBytes: stats.tcpBytes,
-                tombstonesReaped: stats.tombstonesReaped,
+                tombstonesReaped: stats.tombstonesReaped, catchUpPending: catchUp?.pending ?? 0,
                 partitionsExchanged: lastExchange.count,
                 partitionsReplicated: membership.view.placement.partitions(homedOn: localID, n: replication).count,
                 oldestExchangeAgeSeconds: ages.max(), newestExchangeAgeSeconds: ages.min(),

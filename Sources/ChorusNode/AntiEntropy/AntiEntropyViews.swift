@@ -20,6 +20,9 @@ public struct AntiEntropyView: Codable, Sendable, Equatable {
     public var tcpBytes: UInt64
     /// Tombstones this node physically removed (DESIGN §4).
     public var tombstonesReaped: UInt64
+    /// Exchanges queued or running to catch up with co-replicas that returned
+    /// (`ReturnWatch`).
+    public var catchUpPending: Int
     /// Partitions exchanged at least once since start, of those this node replicates.
     public var partitionsExchanged: Int
     public var partitionsReplicated: Int
@@ -53,6 +56,7 @@ public struct AntiEntropyView: Codable, Sendable, Equatable {
         case exchangesRepaired = "exchanges_repaired"
         case exchangesFailed = "exchanges_failed"
         case tombstonesReaped = "tombstones_reaped"
+        case catchUpPending = "catch_up_pending"
         case keysRepaired = "keys_repaired"
         case udpBytes = "udp_bytes"
         case tcpBytes = "tcp_bytes"

@@ -1,3 +1,4 @@
+import ChorusStorage
 import CoreMetrics
 import NIOConcurrencyHelpers
 import Prometheus
@@ -37,8 +38,9 @@ import Prometheus
 /// | `chorus_antientropy_keys_repaired_total` | counter | | Keys anti-entropy repair moved to or from this node. |
 /// | `chorus_antientropy_bytes_total` | counter | `transport` | Anti-entropy bytes: tree summaries over UDP, bulk repair over TCP. |
 /// | `chorus_tombstones_reaped_total` | counter | | Tombstones this node physically removed once every home replica held them. |
-/// | `chorus_store_commits_total` | counter | | Durable commits of the object store. |
-/// | `chorus_store_objects` | gauge | | Objects in the local store. |
+/// | `chorus_store_commits_total` | counter | | Durable commits (commit groups) of the object store. |
+/// | `chorus_store_operations_total` | counter | | Writes the object store made durable (operations over commits: the mean commit group). |
+/// | `chorus_store_queued` | gauge | | Writes waiting for the object store's writer thread. |
 /// | `chorus_store_read_only` | gauge | | 1 while the object store refuses writes (disk full, I/O error, or damage found while running), else 0. |
 final class AgentMetrics: Sendable {
     /// The registry the exposition is rendered from.
@@ -80,8 +82,14 @@ final class AgentMetrics: Sendable {
     /// The anti-entropy totals last seen by ``observe(_:)-(AntiEntropyView)``.
     private let antiEntropyTotals = NIOLockedValueBox<[AntiEntropySeries: UInt64]>([:])
     private let storeCommits: Prometheus.Counter
-    private let storeObjects: Prometheus.Gauge
+    private let storeOperations: Prometheus.Counter
+    private let storeQueued: Prometheus.Gauge
+    private let storeTotals = NIOLockedValueBox<[StoreSeries: UInt64]>([:])
     private let storeReadOnly: Prometheus.Gauge
+
+    private enum StoreSeries: Hashable {
+        case commits, operations
+    }
 
     private enum AntiEntropySeries: Hashable {
         case exchanges(String)
@@ -171,8 +179,11 @@ final class AgentMetrics: Sendable {
         tombstonesReaped = counter(
             "chorus_tombstones_reaped_total",
             "Tombstones this node physically removed once every home replica held them.")
-        storeCommits = counter("chorus_store_commits_total", "Durable commits of the object store.")
-        storeObjects = gauge("chorus_store_objects", "Objects in the local store.")
+        storeCommits = counter("chorus_store_commits_total", "Durable commits (commit groups) of the object store.")
+        storeOperations = counter(
+            "chorus_store_operations_total",
+            "Writes the object store made durable (operations over commits: the mean commit group).")
+        storeQueued = gauge("chorus_store_queued", "Writes waiting for the object store's writer thread.")
         storeReadOnly = gauge(
             "chorus_store_read_only",
             "1 while the object store refuses writes (disk full, I/O error, or damage found while running), else 0.")
@@ -371,14 +382,19 @@ final class AgentMetrics: Sendable {
 
     // MARK: Store
 
-    /// `count` durable commits of the object store.
-    func storeCommitted(count: Int = 1) {
-        if count > 0 { storeCommits.increment(by: Int64(count)) }
-    }
-
-    /// Objects now in the local store.
-    func setStoreObjects(_ count: Int) {
-        storeObjects.set(to: Double(count))
+    /// Advances the store counters to its running totals (read at scrape time, like
+    /// ``observe(_:)-(AntiEntropyView)``) and sets its queue length.
+    func observe(_ store: StoreStatistics) {
+        let totals: [StoreSeries: UInt64] = [
+            .commits: UInt64(max(0, store.commits)), .operations: UInt64(max(0, store.operations)),
+        ]
+        Self.advance(storeTotals, to: totals) { series in
+            switch series {
+            case .commits: storeCommits
+            case .operations: storeOperations
+            }
+        }
+        storeQueued.set(to: Double(store.queued))
     }
 
     /// Whether the store refuses writes now (`StoreHealth`, read at scrape time).

@@ -1,0 +1,46 @@
+/// Anti-entropy catch-up (README "Anti-entropy"): which co-replicas a node should
+/// compare every shared partition with now, rather than waiting for the periodic
+/// exchanges to come round (at one partition per interval, hours on a full node).
+///
+/// A member is *returned* when this node sees it alive and had not seen it alive since
+/// this node started, or since SWIM last held it dead, stopped or left. That covers
+/// both ends of an outage: the node that was down catches up with every co-replica
+/// when it starts, and the nodes that took writes while it was down catch up with it
+/// when it comes back — together they find writes no hint carried (with n equal to the
+/// cluster size there is no fallback to hold one) and writes the returning node took
+/// while cut off. Suspicion does not count as gone: a suspect that refutes missed
+/// nothing a hint or a replica timeout did not cover.
+public struct ReturnWatch: Sendable {
+    private var seenAlive: Set<NodeID> = []
+
+    public init() {}
+
+    /// Feeds the members' current statuses (this node's own entry is ignored by the
+    /// caller or harmlessly returned once); returns the members that returned since the
+    /// last call, in id order. Members absent from `statuses` (reaped) are forgotten.
+    public mutating func observe(_ statuses: [NodeID: MemberStatus]) -> [NodeID] {
+        var returned: [NodeID] = []
+        for (id, status) in statuses {
+            switch status {
+            case .alive:
+                if seenAlive.insert(id).inserted { returned.append(id) }
+            case .suspect:
+                break
+            case .dead, .stopped, .left:
+                seenAlive.remove(id)
+            }
+        }
+        seenAlive = seenAlive.filter { statuses[$0] != nil }
+        return returned.sorted()
+    }
+}
+
+/// The exchanges one catch-up makes: every partition this node and `peer` are both
+/// home replicas of, in partition order.
+public enum CatchUpPlan {
+    public static func partitions(shared peer: NodeID, with local: NodeID, in placement: PlacementTable, n: Int)
+        -> [Int]
+    {
+        placement.partitions(homedOn: local, n: n).filter { placement.homeReplicas(of: $0, n: n).contains(peer) }
+    }
+}

@@ -1,0 +1,129 @@
+import ChorusCore
+import Logging
+import NIOCore
+
+/// Runs anti-entropy catch-ups (`ReturnWatch`, README "Anti-entropy"): once a second it
+/// looks at the membership; for every co-replica that returned (seen alive for the
+/// first time since this node started, or since it was dead, stopped or left) it queues
+/// one exchange-and-repair per partition the two share, and runs them `window` at a
+/// time beside the periodic exchanges.
+///
+/// Loop-confined: every member is touched on `loop` only.
+final class CatchUpRunner: @unchecked Sendable {
+    private let antiEntropy: AntiEntropy
+    private let membership: MembershipService
+    private let localID: NodeID
+    private let loop: EventLoop
+    private let logger: Logger
+    private let replication: Int
+    private let window: Int
+
+    private var watch = ReturnWatch()
+    private var queue = CircularBuffer<(partition: Int, peer: NodeID)>()
+    private var running = 0
+    private var progress: [NodeID: Progress] = [:]
+    private var task: RepeatedTask?
+
+    /// One catch-up with one peer.
+    private struct Progress {
+        var name: String
+        var total: Int
+        var done = 0
+        var keysRepaired = 0
+        var failed = 0
+        var started = NIODeadline.now()
+    }
+
+    init(antiEntropy: AntiEntropy, membership: MembershipService, replication: Int, window: Int, logger: Logger) {
+        self.antiEntropy = antiEntropy
+        self.membership = membership
+        self.localID = membership.localID
+        self.loop = antiEntropy.loop
+        self.logger = logger
+        self.replication = replication
+        self.window = max(1, window)
+    }
+
+    func start(every interval: TimeAmount = .seconds(1)) {
+        loop.execute { [self] in
+            task = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in poll() }
+        }
+    }
+
+    func stop() {
+        loop.execute { [self] in
+            task?.cancel()
+            task = nil
+            queue.removeAll()
+        }
+    }
+
+    /// Exchanges queued or running. On `loop`.
+    var pending: Int { queue.count + running }
+
+    private func poll() {
+        // Before it has joined a node sees only itself and its seeds' first answers.
+        guard membership.hasJoined else { return }
+        let view = membership.view
+        var statuses = view.members.mapValues(\.status)
+        statuses[localID] = nil
+        for peer in watch.observe(statuses) {
+            let partitions = CatchUpPlan.partitions(shared: peer, with: localID, in: view.placement, n: replication)
+            guard !partitions.isEmpty, let name = view.members[peer]?.name else { continue }
+            // A later return replaces what is left of an earlier catch-up with the peer.
+            queue.removeAll { $0.peer == peer }
+            queue.append(contentsOf: partitions.map { (partition: $0, peer: peer) })
+            progress[peer] = Progress(name: name, total: partitions.count)
+            logger.info(
+                "anti-entropy catch-up started", metadata: ["peer": "\(name)", "partitions": "\(partitions.count)"])
+        }
+        pump()
+    }
+
+    private func pump() {
+        while running < window, let item = queue.popFirst() {
+            guard let member = membership.view.members[item.peer], member.status == .alive else {
+                // Gone again: the rest waits for its next return.
+                let dropped = queue.filter { $0.peer == item.peer }.count + 1
+                queue.removeAll { $0.peer == item.peer }
+                if let left = progress.removeValue(forKey: item.peer) {
+                    logger.info(
+                        "anti-entropy catch-up stopped: the peer is not alive",
+                        metadata: ["peer": "\(left.name)", "partitions_left": "\(dropped)"])
+                }
+                continue
+            }
+            running += 1
+            antiEntropy.exchangeAndRepair(partition: item.partition, with: member).hop(to: loop).whenComplete {
+                [self] result in
+                running -= 1
+                switch result {
+                case .success(let outcome):
+                    record(item.peer, keys: outcome.keysRepaired, failed: outcome.error != nil)
+                case .failure:
+                    record(item.peer, keys: 0, failed: true)
+                }
+                pump()
+            }
+        }
+    }
+
+    private func record(_ peer: NodeID, keys: Int, failed: Bool) {
+        guard var entry = progress[peer] else { return }
+        entry.done += 1
+        entry.keysRepaired += keys
+        if failed { entry.failed += 1 }
+        guard entry.done >= entry.total else {
+            progress[peer] = entry
+            return
+        }
+        progress[peer] = nil
+        let seconds = Double((NIODeadline.now() - entry.started).nanoseconds) / 1e9
+        logger.info(
+            "anti-entropy catch-up finished",
+            metadata: [
+                "peer": "\(entry.name)", "partitions": "\(entry.total)", "keys_repaired": "\(entry.keysRepaired)",
+                "failed": "\(entry.failed)", "seconds": "\(String(format: "%.2f", seconds))",
+            ])
+    }
+}

@@ -1,0 +1,51 @@
+import Testing
+
+@testable import ChorusCore
+
+@Suite struct CatchUpTests {
+    let a = aeNode(1)
+    let b = aeNode(2)
+    let c = aeNode(3)
+
+    @Test func everyMemberSeenAliveForTheFirstTimeReturns() {
+        var watch = ReturnWatch()
+        #expect(watch.observe([a: .alive, b: .alive, c: .suspect]) == [a, b])
+        #expect(watch.observe([a: .alive, b: .alive, c: .suspect]) == [])
+        // A member first seen suspect returns once it is seen alive.
+        #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [c])
+    }
+
+    @Test func aMemberReturnsAfterDeadStoppedOrLeftButNotAfterSuspicion() {
+        var watch = ReturnWatch()
+        _ = watch.observe([a: .alive, b: .alive, c: .alive])
+        #expect(watch.observe([a: .suspect, b: .dead, c: .stopped]) == [])
+        #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [b, c])
+        #expect(watch.observe([a: .alive, b: .left, c: .alive]) == [])
+        #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [b])
+    }
+
+    @Test func aReapedMemberSeenAgainReturns() {
+        var watch = ReturnWatch()
+        _ = watch.observe([a: .alive, b: .alive])
+        #expect(watch.observe([a: .alive]) == [])
+        #expect(watch.observe([a: .alive, b: .alive]) == [b])
+    }
+
+    @Test func aCatchUpCoversExactlyThePartitionsBothNodesReplicate() {
+        var random = SeededRandom(seed: 7)
+        let nodes = (0..<5).map { _ in NodeID(using: &random) }
+        let table = PlacementTable(partitioner: Partitioner(partitionCount: 64), ring: nodes)
+        let local = nodes[0]
+        let peer = nodes[3]
+        let shared = CatchUpPlan.partitions(shared: peer, with: local, in: table, n: 3)
+        let expected = (0..<64).filter {
+            let home = table.homeReplicas(of: $0, n: 3)
+            return home.contains(local) && home.contains(peer)
+        }
+        #expect(shared == expected)
+        #expect(!shared.isEmpty)
+        // A node that is no home replica of anything (not in the ring) shares nothing.
+        let outsider = NodeID(using: &random)
+        #expect(CatchUpPlan.partitions(shared: outsider, with: local, in: table, n: 3).isEmpty)
+    }
+}
