@@ -7,28 +7,41 @@ import Testing
     let b = aeNode(2)
     let c = aeNode(3)
 
-    @Test func everyMemberSeenAliveForTheFirstTimeReturns() {
-        var watch = ReturnWatch()
+    @Test func onARestartedNodeEveryMemberSeenAliveForTheFirstTimeReturns() {
+        var watch = ReturnWatch(restarted: true)
         #expect(watch.observe([a: .alive, b: .alive, c: .suspect]) == [a, b])
         #expect(watch.observe([a: .alive, b: .alive, c: .suspect]) == [])
         // A member first seen suspect returns once it is seen alive.
         #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [c])
     }
 
-    @Test func aMemberReturnsAfterDeadStoppedOrLeftButNotAfterSuspicion() {
-        var watch = ReturnWatch()
-        _ = watch.observe([a: .alive, b: .alive, c: .alive])
-        #expect(watch.observe([a: .suspect, b: .dead, c: .stopped]) == [])
-        #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [b, c])
-        #expect(watch.observe([a: .alive, b: .left, c: .alive]) == [])
+    @Test func onANewNodeOnlyAMemberThatWasGoneReturns() {
+        var watch = ReturnWatch(restarted: false)
+        #expect(watch.observe([a: .alive, b: .stopped, c: .suspect]) == [])
         #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [b])
     }
 
-    @Test func aReapedMemberSeenAgainReturns() {
-        var watch = ReturnWatch()
-        _ = watch.observe([a: .alive, b: .alive])
-        #expect(watch.observe([a: .alive]) == [])
-        #expect(watch.observe([a: .alive, b: .alive]) == [b])
+    @Test func aMemberReturnsAfterDeadStoppedOrLeftButNotAfterSuspicion() {
+        for restarted in [true, false] {
+            var watch = ReturnWatch(restarted: restarted)
+            _ = watch.observe([a: .alive, b: .alive, c: .alive])
+            #expect(watch.observe([a: .suspect, b: .dead, c: .stopped]) == [])
+            #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [b, c])
+            #expect(watch.observe([a: .alive, b: .left, c: .alive]) == [])
+            #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [b])
+        }
+    }
+
+    @Test func aReapedMemberSeenAgainIsASighting() {
+        var restarted = ReturnWatch(restarted: true)
+        _ = restarted.observe([a: .alive, b: .alive])
+        #expect(restarted.observe([a: .alive]) == [])
+        #expect(restarted.observe([a: .alive, b: .alive]) == [b])
+        // Forgotten when reaped: on a new node its return is a first sighting.
+        var fresh = ReturnWatch(restarted: false)
+        _ = fresh.observe([a: .alive, b: .dead])
+        #expect(fresh.observe([a: .alive]) == [])
+        #expect(fresh.observe([a: .alive, b: .alive]) == [])
     }
 
     @Test func aCatchUpCoversExactlyThePartitionsBothNodesReplicate() {

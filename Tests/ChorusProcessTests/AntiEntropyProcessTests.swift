@@ -42,6 +42,33 @@ struct AntiEntropyProcessTests {
         return try response.decode([String: String].self)
     }
 
+    /// Writes every key (its `value(of:)`) with w=2, through `nodes` in turn; every
+    /// write must succeed.
+    static func write(_ keys: [String], w2Via nodes: [Agent]) async throws {
+        let addresses = nodes.map(\.httpAddress)
+        let puts = try await HandoffRequests.parallelMap(Array(keys.enumerated())) { pair in
+            try await HandoffRequests.put(
+                pair.element, Self.value(of: pair.element), w: "2", via: addresses[pair.offset % addresses.count])
+        }
+        let failed = zip(keys, puts).filter { $0.1.status != 204 }
+        try #require(failed.isEmpty, "\(failed.count) writes failed, first: \(failed.prefix(3))")
+    }
+
+    /// Polls `agent`'s own copies (`?replica=local`, no read repair) until it holds every
+    /// key of `keys` with its value.
+    static func waitUntil(_ agent: Agent, holds keys: [String], in cluster: AgentCluster, deadline: Duration)
+        async throws
+    {
+        let address = agent.httpAddress
+        try await cluster.waitUntil("\(agent.name) holds every key written while it was down", deadline: deadline) {
+            let absent = try await HandoffRequests.parallelMap(keys, width: 8) { key -> Bool in
+                let local = try await HandoffRequests.localGet(key, via: address)
+                return !(local.status == 200 && local.text == Self.value(of: key))
+            }
+            return !absent.contains(true)
+        }
+    }
+
     @Test func aReplicaThatMissedWritesConvergesWithoutAnyClientRead() async throws {
         try await AgentCluster.run(subnet: 34, label: "anti-entropy-converge") { cluster in
             let config = cluster.root.appendingPathComponent("chorus.toml")
@@ -52,7 +79,6 @@ struct AntiEntropyProcessTests {
             try await cluster.waitUntilServing(agents)
             let stale = agents[2]
             let live = Array(agents.prefix(2))
-            let liveAddresses = live.map(\.httpAddress)
 
             // Keys every replica holds, deleted (with their context) while one is down.
             let doomed = (0..<50).map { "ae-deleted-\($0)" }
@@ -65,12 +91,7 @@ struct AntiEntropyProcessTests {
 
             // 2,000 writes with w=2 while the third replica is down.
             let keys = (0..<2000).map { "ae-\($0)" }
-            let puts = try await HandoffRequests.parallelMap(Array(keys.enumerated())) { pair in
-                try await HandoffRequests.put(
-                    pair.element, Self.value(of: pair.element), w: "2", via: liveAddresses[pair.offset % 2])
-            }
-            let failed = zip(keys, puts).filter { $0.1.status != 204 }
-            try #require(failed.isEmpty, "\(failed.count) writes failed, first: \(failed.prefix(3))")
+            try await Self.write(keys, w2Via: live)
             for key in doomed {
                 let read = try await live[1].kvGet(key, r: "2")
                 try #require(read.status == 200, "GET \(key) before delete: \(read)")
@@ -84,18 +105,7 @@ struct AntiEntropyProcessTests {
             try await cluster.waitUntilServing([stale])
 
             // No client read: only anti-entropy can bring the keys.
-            let staleAddress = stale.httpAddress
-            var missing = keys.count
-            try await cluster.waitUntil(
-                "\(stale.name) holds every key written while it was down", deadline: .seconds(120)
-            ) {
-                let absent = try await HandoffRequests.parallelMap(keys, width: 8) { key -> Bool in
-                    let local = try await HandoffRequests.localGet(key, via: staleAddress)
-                    return !(local.status == 200 && local.text == Self.value(of: key))
-                }
-                missing = absent.filter { $0 }.count
-                return missing == 0
-            }
+            try await Self.waitUntil(stale, holds: keys, in: cluster, deadline: .seconds(120))
             let converged = ContinuousClock.now - started
             print("anti-entropy: \(stale.name) converged on \(keys.count) keys \(converged) after its restart")
 
@@ -165,34 +175,19 @@ struct AntiEntropyProcessTests {
             try await cluster.waitUntilServing(agents)
             let stale = agents[2]
             let live = Array(agents.prefix(2))
-            let liveAddresses = live.map(\.httpAddress)
 
             try await cluster.kill9(stale)
             try await cluster.waitForViews("\(stale.name) is dead in every view", of: live) { _, members in
                 members.named(stale.name)?.status == "dead"
             }
             let keys = (0..<300).map { "catch-up-\($0)" }
-            let puts = try await HandoffRequests.parallelMap(Array(keys.enumerated())) { pair in
-                try await HandoffRequests.put(
-                    pair.element, Self.value(of: pair.element), w: "2", via: liveAddresses[pair.offset % 2])
-            }
-            let failed = zip(keys, puts).filter { $0.1.status != 204 }
-            try #require(failed.isEmpty, "\(failed.count) writes failed, first: \(failed.prefix(3))")
+            try await Self.write(keys, w2Via: live)
 
             try cluster.restart(stale)
             try await cluster.waitAllAlive(agents)
             try await cluster.waitUntilServing([stale])
             let restarted = ContinuousClock.now
-            let staleAddress = stale.httpAddress
-            try await cluster.waitUntil(
-                "\(stale.name) holds every key written while it was down", deadline: .seconds(60)
-            ) {
-                let absent = try await HandoffRequests.parallelMap(keys, width: 8) { key -> Bool in
-                    let local = try await HandoffRequests.localGet(key, via: staleAddress)
-                    return !(local.status == 200 && local.text == Self.value(of: key))
-                }
-                return !absent.contains(true)
-            }
+            try await Self.waitUntil(stale, holds: keys, in: cluster, deadline: .seconds(60))
             print(
                 "anti-entropy: catch-up gave \(stale.name) \(keys.count) keys \(ContinuousClock.now - restarted) after it served"
             )

@@ -59,7 +59,9 @@ struct MembershipProcessTests {
 
             cluster.terminate(victim)
             let termination = try await cluster.waitForExit(victim)
-            #expect(termination.isCleanExit, "SIGTERM should end the agent with exit 0, got \(termination)")
+            #expect(
+                termination.isCleanExit,
+                "SIGTERM should end the agent with exit 0, got \(termination):\n\(victim.logTail(lines: 40))")
 
             let survivors = Array(agents.prefix(4))
             let stoppedViews = try await cluster.waitForViews(

@@ -2,35 +2,48 @@
 /// compare every shared partition with now, rather than waiting for the periodic
 /// exchanges to come round (at one partition per interval, hours on a full node).
 ///
-/// A member is *returned* when this node sees it alive and had not seen it alive since
-/// this node started, or since SWIM last held it dead, stopped or left. That covers
+/// A member has *returned* when this node sees it alive after SWIM held it dead,
+/// stopped or left — and, on a node that restarted (it was a ring member before this
+/// start), when it sees a member alive for the first time since starting. That covers
 /// both ends of an outage: the node that was down catches up with every co-replica
 /// when it starts, and the nodes that took writes while it was down catch up with it
 /// when it comes back — together they find writes no hint carried (with n equal to the
 /// cluster size there is no fallback to hold one) and writes the returning node took
-/// while cut off. Suspicion does not count as gone: a suspect that refutes missed
+/// while cut off. A node new to the cluster gets its partitions by the ring handoff, so
+/// a first sighting on a node that did not restart (a fresh cluster, a joining node)
+/// is no return. Suspicion does not count as gone: a suspect that refutes missed
 /// nothing a hint or a replica timeout did not cover.
 public struct ReturnWatch: Sendable {
+    private let firstSightReturns: Bool
     private var seenAlive: Set<NodeID> = []
+    private var seenGone: Set<NodeID> = []
 
-    public init() {}
+    /// - Parameter restarted: this node was a ring member before this start.
+    public init(restarted: Bool) {
+        firstSightReturns = restarted
+    }
 
-    /// Feeds the members' current statuses (this node's own entry is ignored by the
-    /// caller or harmlessly returned once); returns the members that returned since the
-    /// last call, in id order. Members absent from `statuses` (reaped) are forgotten.
+    /// Feeds the members' current statuses (without this node's own); returns the
+    /// members that returned since the last call, in id order. Members absent from
+    /// `statuses` (reaped) are forgotten.
     public mutating func observe(_ statuses: [NodeID: MemberStatus]) -> [NodeID] {
         var returned: [NodeID] = []
         for (id, status) in statuses {
             switch status {
             case .alive:
-                if seenAlive.insert(id).inserted { returned.append(id) }
+                if seenAlive.insert(id).inserted, firstSightReturns || seenGone.contains(id) {
+                    returned.append(id)
+                }
+                seenGone.remove(id)
             case .suspect:
                 break
             case .dead, .stopped, .left:
                 seenAlive.remove(id)
+                seenGone.insert(id)
             }
         }
         seenAlive = seenAlive.filter { statuses[$0] != nil }
+        seenGone = seenGone.filter { statuses[$0] != nil }
         return returned.sorted()
     }
 }

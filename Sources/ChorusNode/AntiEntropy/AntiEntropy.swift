@@ -46,6 +46,8 @@ final class AntiEntropy: @unchecked Sendable {
     private var reaperTask: RepeatedTask?
     /// Catch-ups with returning co-replicas (nil while background anti-entropy is off).
     private var catchUp: CatchUpRunner?
+    /// Set by `stop()`: no new exchange starts.
+    private var stopping = false
     private var reaping = false
     /// Where the next reaper pass resumes: a partition and the last key scanned in it.
     private var reapCursor: (partition: Int, after: ObjectKey?) = (0, nil)
@@ -203,15 +205,21 @@ final class AntiEntropy: @unchecked Sendable {
         }
     }
 
+    /// Stops the schedule and fails the exchanges in flight, so no promise outlives the
+    /// event loops unfulfilled; later exchanges fail at once. Waits for that unless
+    /// called on `loop`.
     func stop() {
-        loop.execute { [self] in
+        let stopped = loop.submit { [self] in
+            stopping = true
             task?.cancel()
             task = nil
             reaperTask?.cancel()
             reaperTask = nil
-            catchUp?.stop()
+            catchUp?.stopOnLoop()
             catchUp = nil
+            for run in Array(initiators.values) { finish(run, .failure(Failure(description: "anti-entropy stopped"))) }
         }
+        if !loop.inEventLoop { try? stopped.wait() }
     }
 
     /// Replication factor the trees cover: the largest of any bucket.
@@ -295,6 +303,10 @@ final class AntiEntropy: @unchecked Sendable {
             exchange: TreeExchange(
                 initiating: id, partition: partition, tree: tree(partition), settings: exchangeSettings),
             peer: peer, promise: loop.makePromise())
+        guard !stopping else {
+            run.promise.fail(Failure(description: "anti-entropy stopped"))
+            return (run.promise.futureResult, run)
+        }
         initiators[id] = run
         drive(run, run.exchange.start(now: MembershipService.monotonicNow()))
         return (run.promise.futureResult, run)

@@ -3,8 +3,9 @@ import Logging
 import NIOCore
 
 /// Runs anti-entropy catch-ups (`ReturnWatch`, README "Anti-entropy"): once a second it
-/// looks at the membership; for every co-replica that returned (seen alive for the
-/// first time since this node started, or since it was dead, stopped or left) it queues
+/// looks at the membership; for every co-replica that returned (alive again after
+/// dead, stopped or left; on a restarted node, also seen alive for the first time since
+/// the start) it queues
 /// one exchange-and-repair per partition the two share, and runs them `window` at a
 /// time beside the periodic exchanges.
 ///
@@ -18,7 +19,7 @@ final class CatchUpRunner: @unchecked Sendable {
     private let replication: Int
     private let window: Int
 
-    private var watch = ReturnWatch()
+    private var watch: ReturnWatch
     private var queue = CircularBuffer<(partition: Int, peer: NodeID)>()
     private var running = 0
     private var progress: [NodeID: Progress] = [:]
@@ -42,6 +43,7 @@ final class CatchUpRunner: @unchecked Sendable {
         self.logger = logger
         self.replication = replication
         self.window = max(1, window)
+        self.watch = ReturnWatch(restarted: membership.restarted)
     }
 
     func start(every interval: TimeAmount = .seconds(1)) {
@@ -50,12 +52,12 @@ final class CatchUpRunner: @unchecked Sendable {
         }
     }
 
-    func stop() {
-        loop.execute { [self] in
-            task?.cancel()
-            task = nil
-            queue.removeAll()
-        }
+    /// Cancels the polling and drops what is queued. On `loop`.
+    func stopOnLoop() {
+        task?.cancel()
+        task = nil
+        queue.removeAll()
+        progress.removeAll()
     }
 
     /// Exchanges queued or running. On `loop`.

@@ -20,6 +20,9 @@ public final class MembershipService: @unchecked Sendable {
     let logger: Logger
     let sealer: FrameSealer
     public let localID: NodeID
+    /// This node was a ring member before this start (its data dir said so): a restart,
+    /// not a new node.
+    public let restarted: Bool
     /// Agent-to-agent sessions (push-pull, fallback probes, key rotation).
     private(set) var sessions: SessionPool!
     let keyringPath: String
@@ -87,6 +90,7 @@ public final class MembershipService: @unchecked Sendable {
 
         let state = try stateStore.loadOrCreate(
             clusterName: config.clusterName, partitions: config.store.partitions, using: &system)
+        self.restarted = state.ring == .member
         let incarnation = state.incarnation + 1
         do {
             try stateStore.saveIncarnation(incarnation)
