@@ -7,41 +7,61 @@ import Testing
     let b = aeNode(2)
     let c = aeNode(3)
 
+    /// The ids `watch` reports, and whether each was a first sighting.
+    func ids(_ returned: [ReturnWatch.Returned]) -> [NodeID] { returned.map(\.id) }
+
     @Test func onARestartedNodeEveryMemberSeenAliveForTheFirstTimeReturns() {
         var watch = ReturnWatch(restarted: true)
-        #expect(watch.observe([a: .alive, b: .alive, c: .suspect]) == [a, b])
-        #expect(watch.observe([a: .alive, b: .alive, c: .suspect]) == [])
+        #expect(ids(watch.observe([a: .alive, b: .alive, c: .suspect])) == [a, b])
+        #expect(ids(watch.observe([a: .alive, b: .alive, c: .suspect])) == [])
         // A member first seen suspect returns once it is seen alive.
-        #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [c])
+        #expect(ids(watch.observe([a: .alive, b: .alive, c: .alive])) == [c])
     }
 
     @Test func onANewNodeOnlyAMemberThatWasGoneReturns() {
         var watch = ReturnWatch(restarted: false)
-        #expect(watch.observe([a: .alive, b: .stopped, c: .suspect]) == [])
-        #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [b])
+        #expect(ids(watch.observe([a: .alive, b: .stopped, c: .suspect])) == [])
+        #expect(ids(watch.observe([a: .alive, b: .alive, c: .alive])) == [b])
     }
 
     @Test func aMemberReturnsAfterDeadStoppedOrLeftButNotAfterSuspicion() {
         for restarted in [true, false] {
             var watch = ReturnWatch(restarted: restarted)
             _ = watch.observe([a: .alive, b: .alive, c: .alive])
-            #expect(watch.observe([a: .suspect, b: .dead, c: .stopped]) == [])
-            #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [b, c])
-            #expect(watch.observe([a: .alive, b: .left, c: .alive]) == [])
-            #expect(watch.observe([a: .alive, b: .alive, c: .alive]) == [b])
+            #expect(ids(watch.observe([a: .suspect, b: .dead, c: .stopped])) == [])
+            #expect(ids(watch.observe([a: .alive, b: .alive, c: .alive])) == [b, c])
+            #expect(ids(watch.observe([a: .alive, b: .left, c: .alive])) == [])
+            #expect(ids(watch.observe([a: .alive, b: .alive, c: .alive])) == [b])
         }
     }
 
     @Test func aReapedMemberSeenAgainIsASighting() {
         var restarted = ReturnWatch(restarted: true)
         _ = restarted.observe([a: .alive, b: .alive])
-        #expect(restarted.observe([a: .alive]) == [])
-        #expect(restarted.observe([a: .alive, b: .alive]) == [b])
+        #expect(ids(restarted.observe([a: .alive])) == [])
+        #expect(ids(restarted.observe([a: .alive, b: .alive])) == [b])
         // Forgotten when reaped: on a new node its return is a first sighting.
         var fresh = ReturnWatch(restarted: false)
         _ = fresh.observe([a: .alive, b: .dead])
-        #expect(fresh.observe([a: .alive]) == [])
-        #expect(fresh.observe([a: .alive, b: .alive]) == [])
+        #expect(ids(fresh.observe([a: .alive])) == [])
+        #expect(ids(fresh.observe([a: .alive, b: .alive])) == [])
+    }
+
+    @Test func firstSightingsAndReturnsAreToldApart() {
+        var watch = ReturnWatch(restarted: true)
+        _ = watch.observe([a: .alive, b: .dead])
+        #expect(watch.observe([a: .alive, b: .alive]) == [ReturnWatch.Returned(id: b, firstSight: false)])
+        var other = ReturnWatch(restarted: true)
+        #expect(other.observe([c: .alive]) == [ReturnWatch.Returned(id: c, firstSight: true)])
+    }
+
+    @Test func aRestartedNodeGoesInOrderAndCoReplicasInARandomOrder() {
+        var random = SeededRandom(seed: 3)
+        let shared = [9, 2, 5, 7, 1, 3, 8]
+        #expect(CatchUpPlan.ordered(shared, firstSight: true, using: &random) == shared.sorted())
+        let shuffled = CatchUpPlan.ordered(shared, firstSight: false, using: &random)
+        #expect(shuffled.sorted() == shared.sorted())
+        #expect(shuffled != shared.sorted())
     }
 
     @Test func aCatchUpCoversExactlyThePartitionsBothNodesReplicate() {

@@ -23,16 +23,25 @@ public struct ReturnWatch: Sendable {
         firstSightReturns = restarted
     }
 
+    /// A member that returned, and why.
+    public struct Returned: Hashable, Sendable {
+        public var id: NodeID
+        /// Seen alive for the first time by this restarted node (else: back after SWIM
+        /// held it dead, stopped or left).
+        public var firstSight: Bool
+    }
+
     /// Feeds the members' current statuses (without this node's own); returns the
     /// members that returned since the last call, in id order. Members absent from
     /// `statuses` (reaped) are forgotten.
-    public mutating func observe(_ statuses: [NodeID: MemberStatus]) -> [NodeID] {
-        var returned: [NodeID] = []
+    public mutating func observe(_ statuses: [NodeID: MemberStatus]) -> [Returned] {
+        var returned: [Returned] = []
         for (id, status) in statuses {
             switch status {
             case .alive:
-                if seenAlive.insert(id).inserted, firstSightReturns || seenGone.contains(id) {
-                    returned.append(id)
+                let back = seenGone.contains(id)
+                if seenAlive.insert(id).inserted, firstSightReturns || back {
+                    returned.append(Returned(id: id, firstSight: !back))
                 }
                 seenGone.remove(id)
             case .suspect:
@@ -44,16 +53,27 @@ public struct ReturnWatch: Sendable {
         }
         seenAlive = seenAlive.filter { statuses[$0] != nil }
         seenGone = seenGone.filter { statuses[$0] != nil }
-        return returned.sorted()
+        return returned.sorted { $0.id < $1.id }
     }
 }
 
 /// The exchanges one catch-up makes: every partition this node and `peer` are both
-/// home replicas of, in partition order.
+/// home replicas of.
 public enum CatchUpPlan {
+    /// The shared partitions, in partition order.
     public static func partitions(shared peer: NodeID, with local: NodeID, in placement: PlacementTable, n: Int)
         -> [Int]
     {
         placement.partitions(homedOn: local, n: n).filter { placement.homeReplicas(of: $0, n: n).contains(peer) }
+    }
+
+    /// The order to exchange them in. A restarted node goes through its partitions in
+    /// order; the co-replicas that saw it return (they catch up with it at the same
+    /// time) each take a random order, so that two exchanges seldom repair the same
+    /// partition at once: whichever comes second finds the trees equal, one round trip.
+    public static func ordered(
+        _ partitions: [Int], firstSight: Bool, using random: inout some RandomNumberGenerator
+    ) -> [Int] {
+        firstSight ? partitions.sorted() : partitions.shuffled(using: &random)
     }
 }

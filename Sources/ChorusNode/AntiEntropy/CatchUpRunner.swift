@@ -20,6 +20,7 @@ final class CatchUpRunner: @unchecked Sendable {
     private let window: Int
 
     private var watch: ReturnWatch
+    private var random = SystemRandomNumberGenerator()
     private var queue = CircularBuffer<(partition: Int, peer: NodeID)>()
     private var running = 0
     private var progress: [NodeID: Progress] = [:]
@@ -69,9 +70,11 @@ final class CatchUpRunner: @unchecked Sendable {
         let view = membership.view
         var statuses = view.members.mapValues(\.status)
         statuses[localID] = nil
-        for peer in watch.observe(statuses) {
-            let partitions = CatchUpPlan.partitions(shared: peer, with: localID, in: view.placement, n: replication)
-            guard !partitions.isEmpty, let name = view.members[peer]?.name else { continue }
+        for returned in watch.observe(statuses) {
+            let peer = returned.id
+            let shared = CatchUpPlan.partitions(shared: peer, with: localID, in: view.placement, n: replication)
+            guard !shared.isEmpty, let name = view.members[peer]?.name else { continue }
+            let partitions = CatchUpPlan.ordered(shared, firstSight: returned.firstSight, using: &random)
             // A later return replaces what is left of an earlier catch-up with the peer.
             queue.removeAll { $0.peer == peer }
             queue.append(contentsOf: partitions.map { (partition: $0, peer: peer) })
