@@ -64,6 +64,24 @@ import Testing
         #expect(shuffled != shared.sorted())
     }
 
+    @Test func gainedPartitionsAreThoseNewSinceTheLastLook() {
+        var homes = HomeWatch(restarted: true)
+        #expect(homes.observe([1, 2, 3]) == [])
+        #expect(homes.observe([1, 2, 3]) == [])
+        #expect(homes.observe([3, 9, 1, 4]) == [4, 9])
+        #expect(homes.observe([]) == [])
+        #expect(homes.observe([2]) == [2])
+    }
+
+    @Test func onANewNodeWhatItHoldsAtTheFirstLookWasGained() {
+        var homes = HomeWatch(restarted: false)
+        #expect(homes.observe([5, 1]) == [1, 5])
+        #expect(homes.observe([5, 1]) == [])
+        var joining = HomeWatch(restarted: false)
+        #expect(joining.observe([]) == [])
+        #expect(joining.observe([7, 3]) == [3, 7])
+    }
+
     @Test func aCatchUpCoversExactlyThePartitionsBothNodesReplicate() {
         var random = SeededRandom(seed: 7)
         let nodes = (0..<5).map { _ in NodeID(using: &random) }

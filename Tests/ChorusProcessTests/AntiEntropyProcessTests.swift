@@ -60,7 +60,7 @@ struct AntiEntropyProcessTests {
         async throws
     {
         let address = agent.httpAddress
-        try await cluster.waitUntil("\(agent.name) holds every key written while it was down", deadline: deadline) {
+        try await cluster.waitUntil("\(agent.name) holds every key it should", deadline: deadline) {
             let absent = try await HandoffRequests.parallelMap(keys, width: 8) { key -> Bool in
                 let local = try await HandoffRequests.localGet(key, via: address)
                 return !(local.status == 200 && local.text == Self.value(of: key))
@@ -194,6 +194,35 @@ struct AntiEntropyProcessTests {
             #expect(
                 stale.log.contains("anti-entropy catch-up finished"),
                 "\(stale.name) logged no finished catch-up:\n\(stale.logTail(lines: 30))")
+        }
+    }
+
+    /// Catch-up of gained partitions: two nodes that join a lone node at the same moment
+    /// (a ring smaller than n, where the join fetch of one may find the other not yet a
+    /// member) end up holding every key the lone node had, without waiting for the
+    /// periodic exchanges (one partition per minute here) and without a client read.
+    @Test func twoNodesJoiningALoneNodeAtOnceHoldItsKeys() async throws {
+        try await AgentCluster.run(subnet: 39, label: "anti-entropy-joins") { cluster in
+            let flags = ["--partitions", "64", "--anti-entropy-interval", "60s", "--anti-entropy-concurrency", "2"]
+            let lone = try cluster.start(name: "node1", hostIndex: 1, join: [], extraArguments: flags)
+            try await cluster.waitUntilServing([lone])
+            let keys = (0..<200).map { "lone-\($0)" }
+            let loneAddress = lone.httpAddress
+            let puts = try await HandoffRequests.parallelMap(keys) { key in
+                try await HandoffRequests.put(key, Self.value(of: key), w: "1", via: loneAddress)
+            }
+            try #require(puts.allSatisfy { $0.status == 204 }, "writes to the lone node: \(puts.prefix(3))")
+
+            let joiners = try [2, 3].map { index in
+                try cluster.start(
+                    name: "node\(index)", hostIndex: index, join: [cluster.gossipAddress(1)], extraArguments: flags)
+            }
+            let agents = [lone] + joiners
+            try await cluster.waitAllAlive(agents)
+            try await cluster.waitUntilServing(agents)
+            for joiner in joiners {
+                try await Self.waitUntil(joiner, holds: keys, in: cluster, deadline: .seconds(60))
+            }
         }
     }
 }

@@ -57,6 +57,31 @@ public struct ReturnWatch: Sendable {
     }
 }
 
+/// Partitions this node became a home replica of since the last look — it joined the
+/// ring, or inherited a removed or departed member's partitions. The ring handoff
+/// fetches them; a catch-up then compares each with its co-replicas, which costs one
+/// round trip where the fetch got everything and repairs what it missed (two nodes
+/// joining a ring smaller than n at once: each may fetch before the other counts).
+public struct HomeWatch: Sendable {
+    private var homed: Set<Int>?
+
+    /// - Parameter restarted: this node was a ring member before this start: what it
+    ///   holds at the first look is the restart catch-up's business, not a gain. On a
+    ///   new node everything it holds at the first look was gained (a ring smaller than
+    ///   n makes a new node a home replica of everything at once).
+    public init(restarted: Bool) {
+        homed = restarted ? nil : []
+    }
+
+    /// Feeds the partitions this node is a home replica of now; returns those it was
+    /// not at the last call, in order.
+    public mutating func observe(_ homedNow: [Int]) -> [Int] {
+        defer { homed = Set(homedNow) }
+        guard let homed else { return [] }
+        return homedNow.filter { !homed.contains($0) }.sorted()
+    }
+}
+
 /// The exchanges one catch-up makes: every partition this node and `peer` are both
 /// home replicas of.
 public enum CatchUpPlan {

@@ -2,12 +2,12 @@ import ChorusCore
 import Logging
 import NIOCore
 
-/// Runs anti-entropy catch-ups (`ReturnWatch`, README "Anti-entropy"): once a second it
-/// looks at the membership; for every co-replica that returned (alive again after
-/// dead, stopped or left; on a restarted node, also seen alive for the first time since
-/// the start) it queues
-/// one exchange-and-repair per partition the two share, and runs them `window` at a
-/// time beside the periodic exchanges.
+/// Runs anti-entropy catch-ups (README "Anti-entropy"): once a second it looks at the
+/// membership and the placement; for every co-replica that returned (`ReturnWatch`:
+/// alive again after dead, stopped or left; on a restarted node, also seen alive for the
+/// first time since the start) it queues one exchange-and-repair per partition the two
+/// share, and for every partition this node became a home replica of (`HomeWatch`) one
+/// per live co-replica; it runs them `window` at a time beside the periodic exchanges.
 ///
 /// Loop-confined: every member is touched on `loop` only.
 final class CatchUpRunner: @unchecked Sendable {
@@ -20,6 +20,7 @@ final class CatchUpRunner: @unchecked Sendable {
     private let window: Int
 
     private var watch: ReturnWatch
+    private var homes: HomeWatch
     private var random = SystemRandomNumberGenerator()
     private var queue = CircularBuffer<(partition: Int, peer: NodeID)>()
     private var running = 0
@@ -45,6 +46,7 @@ final class CatchUpRunner: @unchecked Sendable {
         self.replication = replication
         self.window = max(1, window)
         self.watch = ReturnWatch(restarted: membership.restarted)
+        self.homes = HomeWatch(restarted: membership.restarted)
     }
 
     func start(every interval: TimeAmount = .seconds(1)) {
@@ -81,6 +83,22 @@ final class CatchUpRunner: @unchecked Sendable {
             progress[peer] = Progress(name: name, total: partitions.count)
             logger.info(
                 "anti-entropy catch-up started", metadata: ["peer": "\(name)", "partitions": "\(partitions.count)"])
+        }
+        let gained = homes.observe(view.placement.partitions(homedOn: localID, n: replication))
+        var gainedWith: [NodeID: [Int]] = [:]
+        for partition in gained {
+            for peer in view.placement.homeReplicas(of: partition, n: replication)
+            where peer != localID && view.members[peer]?.status == .alive {
+                gainedWith[peer, default: []].append(partition)
+            }
+        }
+        for (peer, partitions) in gainedWith.sorted(by: { $0.key < $1.key }) {
+            guard let name = view.members[peer]?.name else { continue }
+            queue.append(contentsOf: partitions.map { (partition: $0, peer: peer) })
+            progress[peer, default: Progress(name: name, total: 0)].total += partitions.count
+            logger.info(
+                "anti-entropy catch-up started for gained partitions",
+                metadata: ["peer": "\(name)", "partitions": "\(partitions.count)"])
         }
         pump()
     }
