@@ -65,7 +65,7 @@ import Testing
     }
 
     @Test func gainedPartitionsAreThoseNewSinceTheLastLook() {
-        var homes = HomeWatch(restarted: true)
+        var homes = HomeWatch(firstLookGained: false)
         #expect(homes.observe([1, 2, 3]) == [])
         #expect(homes.observe([1, 2, 3]) == [])
         #expect(homes.observe([3, 9, 1, 4]) == [4, 9])
@@ -73,11 +73,11 @@ import Testing
         #expect(homes.observe([2]) == [2])
     }
 
-    @Test func onANewNodeWhatItHoldsAtTheFirstLookWasGained() {
-        var homes = HomeWatch(restarted: false)
+    @Test func afterAJoinWithoutFetchWhatItHoldsAtTheFirstLookWasGained() {
+        var homes = HomeWatch(firstLookGained: true)
         #expect(homes.observe([5, 1]) == [1, 5])
         #expect(homes.observe([5, 1]) == [])
-        var joining = HomeWatch(restarted: false)
+        var joining = HomeWatch(firstLookGained: true)
         #expect(joining.observe([]) == [])
         #expect(joining.observe([7, 3]) == [3, 7])
     }

@@ -52,7 +52,10 @@ struct KeyRotationProcessTests {
                 for result in listed {
                     #expect(
                         result.ok && result.primary == newKey && result.keys == [newKey],
-                        "keys list on \(agent.name): \(result.node) has primary \(result.primary ?? "none")")
+                        """
+                        keys list on \(agent.name): \(result.node) has primary \(result.primary ?? "none") \
+                        (\(result.error ?? "no error"))
+                        """)
                 }
             }
             // ...and gossip still flows, now under the new key only.
@@ -99,7 +102,10 @@ struct KeyRotationProcessTests {
                 for result in listed {
                     #expect(
                         result.primary == newKey && Set(result.keys) == [oldKey, newKey],
-                        "keys list on \(agent.name): \(result.node) has primary \(result.primary ?? "none")")
+                        """
+                        keys list on \(agent.name): \(result.node) has primary \(result.primary ?? "none") \
+                        (\(result.error ?? "no error"))
+                        """)
                 }
             }
             // And node3 keeps talking after the old key is gone.

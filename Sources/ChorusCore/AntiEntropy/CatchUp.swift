@@ -60,17 +60,17 @@ public struct ReturnWatch: Sendable {
 /// Partitions this node became a home replica of since the last look — it joined the
 /// ring, or inherited a removed or departed member's partitions. The ring handoff
 /// fetches them; a catch-up then compares each with its co-replicas, which costs one
-/// round trip where the fetch got everything and repairs what it missed (two nodes
-/// joining a ring smaller than n at once: each may fetch before the other counts).
+/// round trip where the fetch got everything and repairs what it missed. A node that
+/// joins a ring with fewer members than n fetches nothing (it displaces no replica, so
+/// it is a member at once): everything it holds at its first look is a gain.
 public struct HomeWatch: Sendable {
     private var homed: Set<Int>?
 
-    /// - Parameter restarted: this node was a ring member before this start: what it
-    ///   holds at the first look is the restart catch-up's business, not a gain. On a
-    ///   new node everything it holds at the first look was gained (a ring smaller than
-    ///   n makes a new node a home replica of everything at once).
-    public init(restarted: Bool) {
-        homed = restarted ? nil : []
+    /// - Parameter firstLookGained: the node joined without the fetch (a ring smaller
+    ///   than n): the partitions of the first look count as gained. Otherwise they are
+    ///   what the node holds already (a restart, a seed, a join that fetched them).
+    public init(firstLookGained: Bool) {
+        homed = firstLookGained ? [] : nil
     }
 
     /// Feeds the partitions this node is a home replica of now; returns those it was

@@ -20,12 +20,18 @@ final class CatchUpRunner: @unchecked Sendable {
     private let window: Int
 
     private var watch: ReturnWatch
-    private var homes: HomeWatch
+    /// Made at the first look after the join, when it is known how the node joined.
+    private var homes: HomeWatch?
     private var random = SystemRandomNumberGenerator()
     private var queue = CircularBuffer<(partition: Int, peer: NodeID)>()
     private var running = 0
     private var progress: [NodeID: Progress] = [:]
     private var task: RepeatedTask?
+    /// The earliest start of the next exchange, and the task waiting for it.
+    private var nextStart = NIODeadline.uptimeNanoseconds(0)
+    private var pacing: Scheduled<Void>?
+    /// At most this often an exchange starts (500 a second).
+    static let spacing = TimeAmount.milliseconds(2)
 
     /// One catch-up with one peer.
     private struct Progress {
@@ -46,7 +52,7 @@ final class CatchUpRunner: @unchecked Sendable {
         self.replication = replication
         self.window = max(1, window)
         self.watch = ReturnWatch(restarted: membership.restarted)
-        self.homes = HomeWatch(restarted: membership.restarted)
+        self.homes = nil
     }
 
     func start(every interval: TimeAmount = .seconds(1)) {
@@ -59,6 +65,8 @@ final class CatchUpRunner: @unchecked Sendable {
     func stopOnLoop() {
         task?.cancel()
         task = nil
+        pacing?.cancel()
+        pacing = nil
         queue.removeAll()
         progress.removeAll()
     }
@@ -84,7 +92,11 @@ final class CatchUpRunner: @unchecked Sendable {
             logger.info(
                 "anti-entropy catch-up started", metadata: ["peer": "\(name)", "partitions": "\(partitions.count)"])
         }
+        // A node that joined a ring smaller than n became a home replica of everything
+        // at once, without the join fetch: all it holds at the first look was gained.
+        var homes = self.homes ?? HomeWatch(firstLookGained: membership.joinedWithoutFetch)
         let gained = homes.observe(view.placement.partitions(homedOn: localID, n: replication))
+        self.homes = homes
         var gainedWith: [NodeID: [Int]] = [:]
         for partition in gained {
             for peer in view.placement.homeReplicas(of: partition, n: replication)
@@ -104,7 +116,21 @@ final class CatchUpRunner: @unchecked Sendable {
     }
 
     private func pump() {
-        while running < window, let item = queue.popFirst() {
+        while running < window, !queue.isEmpty {
+            // Paced: a catch-up of a thousand equal partitions is a thousand round trips,
+            // spread over a few seconds rather than run back to back.
+            let now = NIODeadline.now()
+            guard now >= nextStart else {
+                if pacing == nil {
+                    pacing = loop.scheduleTask(deadline: nextStart) { [self] in
+                        pacing = nil
+                        pump()
+                    }
+                }
+                return
+            }
+            nextStart = now + Self.spacing
+            guard let item = queue.popFirst() else { return }
             guard let member = membership.view.members[item.peer], member.status == .alive else {
                 // Gone again: the rest waits for its next return.
                 let dropped = queue.filter { $0.peer == item.peer }.count + 1

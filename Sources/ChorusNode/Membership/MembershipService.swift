@@ -49,6 +49,7 @@ public final class MembershipService: @unchecked Sendable {
     /// it has none): until then its view holds only itself, so it must not
     /// coordinate requests by it.
     public var hasJoined: Bool { joinedBox.withLockedValue { $0 } }
+    private let joinedWithoutFetchBox = NIOLockedValueBox(false)
     private let viewBox: NIOLockedValueBox<ClusterView>
     /// Members' addresses saved in the data dir, to rejoin through after a restart.
     private var knownPeers: [Endpoint]
@@ -535,10 +536,15 @@ public final class MembershipService: @unchecked Sendable {
             let ring = swim.members.filter { $0.id != localID && $0.inCurrentRing }
             if ring.count < config.store.buckets.maxReplication {
                 changeRingPhase(to: nil)
+                if !ring.isEmpty { joinedWithoutFetchBox.withLockedValue { $0 = true } }
             }
         }
         joined = true
     }
+
+    /// This node joined a ring of fewer than n members (not empty) as a member at once,
+    /// without fetching: anti-entropy's catch-up fills its partitions (`HomeWatch`).
+    public var joinedWithoutFetch: Bool { joinedWithoutFetchBox.withLockedValue { $0 } }
 
     // MARK: - Ring changes
 
@@ -779,7 +785,17 @@ public final class MembershipService: @unchecked Sendable {
                     let reply = applyKeyOperation(operation)
                     return loop.makeSucceededFuture(KeyOperationResult(node: member.name, reply: reply))
                 }
-                return sessions.request(.keyOperation(operation), to: member.address, timeout: .seconds(5))
+                // A listing is asked again once if the session failed: right after a
+                // `remove` the sessions sealed under the removed key are ending, and the
+                // next request opens a fresh one. (A change is not repeated: its first
+                // attempt may have been applied.)
+                let sessions: SessionPool = self.sessions
+                let request: @Sendable () -> EventLoopFuture<ClusterMessage> = {
+                    sessions.request(.keyOperation(operation), to: member.address, timeout: .seconds(5))
+                }
+                let answered = kind == .list ? request().flatMapError { _ in request() } : request()
+                return
+                    answered
                     .hop(to: loop)
                     .map { message in
                         if case .keyOperationReply(let reply) = message {
