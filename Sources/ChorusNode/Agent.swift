@@ -162,7 +162,13 @@ public enum Agent {
             readiness.stopping(status: "stopping; draining client requests")
             signalLogger.notice("received signal, draining client requests", metadata: ["signal": "\(received)"])
             let started = NIODeadline.now()
-            gate.drain(on: drainLoop, timeout: .seconds(5)).flatMap { unfinished in
+            // New client requests are refused (clients retry elsewhere) and the members
+            // are told `stopped` at once, so they route replica writes and forwarded
+            // requests around this node while the requests in flight finish over the
+            // still open sessions; then the sessions close.
+            let drained = gate.drain(on: drainLoop, timeout: .seconds(5))
+            let announced = service.announceDeparture(.stopped)
+            drained.and(announced).flatMap { unfinished, _ in
                 signalLogger.notice(
                     "drained",
                     metadata: [

@@ -40,6 +40,9 @@ public final class MembershipService: @unchecked Sendable {
     private var tickDeadline: NIODeadline?
     private var addressCache: [Endpoint: SocketAddress] = [:]
     private var departure: MemberStatus?
+    /// The departure announcement and the channels' closing, once started.
+    private var announced: EventLoopFuture<Void>?
+    private var closing: EventLoopFuture<Void>?
     private var joined = false {
         didSet { joinedBox.withLockedValue { $0 = joined } }
     }
@@ -215,20 +218,34 @@ public final class MembershipService: @unchecked Sendable {
     /// (`chorus leave`) directly to every member, give the datagrams a moment to
     /// go out, then close the channels.
     public func depart(_ status: MemberStatus) -> EventLoopFuture<Void> {
+        announceDeparture(status).flatMap { [self] in
+            loop.flatSubmit { [self] in
+                if let closing { return closing }
+                let closed = shutdownChannels()
+                closing = closed
+                return closed
+            }
+        }
+    }
+
+    /// The first half of `depart`: tells every member this node departs with `status`
+    /// (twice: UDP may drop one) and stops probing, but keeps the sessions and the gossip
+    /// socket open, so that requests in flight to and from this node finish while the
+    /// members already route new ones around it. Completes once the repeat is out.
+    public func announceDeparture(_ status: MemberStatus) -> EventLoopFuture<Void> {
         loop.flatSubmit { [self] in
-            guard departure == nil else { return loop.makeSucceededVoidFuture() }
+            if let announced { return announced }
             departure = status
             logger.notice("departing", metadata: ["status": "\(status)"])
             let effects = swim.depart(status, now: Self.monotonicNow())
             execute(effects)
-            // UDP may drop one announcement: repeat it once shortly after.
-            return loop.scheduleTask(in: .milliseconds(100)) { [self] in
+            let repeated = loop.scheduleTask(in: .milliseconds(100)) { [self] in
                 execute(effects.filter { if case .send = $0 { true } else { false } })
             }.futureResult.flatMap { [self] in
                 loop.scheduleTask(in: .milliseconds(150)) {}.futureResult
-            }.flatMap { [self] in
-                shutdownChannels()
             }
+            announced = repeated
+            return repeated
         }
     }
 
