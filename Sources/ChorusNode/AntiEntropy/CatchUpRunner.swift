@@ -23,15 +23,19 @@ final class CatchUpRunner: @unchecked Sendable {
     /// Made at the first look after the join, when it is known how the node joined.
     private var homes: HomeWatch?
     private var random = SystemRandomNumberGenerator()
-    private var queue = CircularBuffer<(partition: Int, peer: NodeID)>()
+    private var queue = CircularBuffer<(partition: Int, peer: NodeID, gained: Bool)>()
     private var running = 0
     private var progress: [NodeID: Progress] = [:]
     private var task: RepeatedTask?
     /// The earliest start of the next exchange, and the task waiting for it.
     private var nextStart = NIODeadline.uptimeNanoseconds(0)
     private var pacing: Scheduled<Void>?
-    /// At most this often an exchange starts (500 a second).
+    /// At most this often an exchange with a returned peer starts (500 a second).
     static let spacing = TimeAmount.milliseconds(2)
+    /// At most this often an exchange of a gained partition starts (20 a second): they
+    /// are a safety net behind the ring handoff, found equal almost always, and a new
+    /// 3-node cluster would otherwise spend seconds of CPU on them at its start.
+    static let gainedSpacing = TimeAmount.milliseconds(50)
 
     /// One catch-up with one peer.
     private struct Progress {
@@ -87,7 +91,7 @@ final class CatchUpRunner: @unchecked Sendable {
             let partitions = CatchUpPlan.ordered(shared, firstSight: returned.firstSight, using: &random)
             // A later return replaces what is left of an earlier catch-up with the peer.
             queue.removeAll { $0.peer == peer }
-            queue.append(contentsOf: partitions.map { (partition: $0, peer: peer) })
+            queue.append(contentsOf: partitions.map { (partition: $0, peer: peer, gained: false) })
             progress[peer] = Progress(name: name, total: partitions.count)
             logger.info(
                 "anti-entropy catch-up started", metadata: ["peer": "\(name)", "partitions": "\(partitions.count)"])
@@ -106,7 +110,7 @@ final class CatchUpRunner: @unchecked Sendable {
         }
         for (peer, partitions) in gainedWith.sorted(by: { $0.key < $1.key }) {
             guard let name = view.members[peer]?.name else { continue }
-            queue.append(contentsOf: partitions.map { (partition: $0, peer: peer) })
+            queue.append(contentsOf: partitions.map { (partition: $0, peer: peer, gained: true) })
             progress[peer, default: Progress(name: name, total: 0)].total += partitions.count
             logger.info(
                 "anti-entropy catch-up started for gained partitions",
@@ -129,8 +133,8 @@ final class CatchUpRunner: @unchecked Sendable {
                 }
                 return
             }
-            nextStart = now + Self.spacing
             guard let item = queue.popFirst() else { return }
+            nextStart = now + (item.gained ? Self.gainedSpacing : Self.spacing)
             guard let member = membership.view.members[item.peer], member.status == .alive else {
                 // Gone again: the rest waits for its next return.
                 let dropped = queue.filter { $0.peer == item.peer }.count + 1
