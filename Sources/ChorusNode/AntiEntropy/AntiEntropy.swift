@@ -226,7 +226,7 @@ final class AntiEntropy: @unchecked Sendable {
     private var replication: Int { settings.buckets.maxReplication }
 
     /// Live co-replicas of `partition` (home replicas other than this node).
-    private func coReplicas(of partition: Int, view: ClusterView) -> [Member] {
+    func coReplicas(of partition: Int, view: ClusterView) -> [Member] {
         view.placement.homeReplicas(of: partition, n: replication)
             .filter { $0 != localID && view.members[$0]?.status == .alive }
             .compactMap { view.members[$0] }

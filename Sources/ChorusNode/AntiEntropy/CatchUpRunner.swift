@@ -56,7 +56,6 @@ final class CatchUpRunner: @unchecked Sendable {
         self.replication = replication
         self.window = max(1, window)
         self.watch = ReturnWatch(restarted: membership.restarted)
-        self.homes = nil
     }
 
     func start(every interval: TimeAmount = .seconds(1)) {
@@ -101,20 +100,18 @@ final class CatchUpRunner: @unchecked Sendable {
         var homes = self.homes ?? HomeWatch(firstLookGained: membership.joinedWithoutFetch)
         let gained = homes.observe(view.placement.partitions(homedOn: localID, n: replication))
         self.homes = homes
-        var gainedWith: [NodeID: [Int]] = [:]
+        var gainedWith: [NodeID: (name: String, partitions: [Int])] = [:]
         for partition in gained {
-            for peer in view.placement.homeReplicas(of: partition, n: replication)
-            where peer != localID && view.members[peer]?.status == .alive {
-                gainedWith[peer, default: []].append(partition)
+            for peer in antiEntropy.coReplicas(of: partition, view: view) {
+                gainedWith[peer.id, default: (peer.name, [])].partitions.append(partition)
             }
         }
-        for (peer, partitions) in gainedWith.sorted(by: { $0.key < $1.key }) {
-            guard let name = view.members[peer]?.name else { continue }
-            queue.append(contentsOf: partitions.map { (partition: $0, peer: peer, gained: true) })
-            progress[peer, default: Progress(name: name, total: 0)].total += partitions.count
+        for (peer, gain) in gainedWith.sorted(by: { $0.key < $1.key }) {
+            queue.append(contentsOf: gain.partitions.map { (partition: $0, peer: peer, gained: true) })
+            progress[peer, default: Progress(name: gain.name, total: 0)].total += gain.partitions.count
             logger.info(
                 "anti-entropy catch-up started for gained partitions",
-                metadata: ["peer": "\(name)", "partitions": "\(partitions.count)"])
+                metadata: ["peer": "\(gain.name)", "partitions": "\(gain.partitions.count)"])
         }
         pump()
     }
