@@ -71,7 +71,8 @@ let package = Package(
         // same targets build for libFuzzer in Fuzz/ (tools/fuzz).
         .testTarget(name: "ChorusFuzzTests", dependencies: ["ChorusCore", "ChorusCrypto"]),
         // Real agent processes on loopback; needs the built `chorus` binary.
-        .testTarget(name: "ChorusProcessTests"),
+        // CSQLite only to copy a stopped agent's WAL into its database file before damaging it.
+        .testTarget(name: "ChorusProcessTests", dependencies: ["CSQLite"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -17,6 +17,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 import threading
 import time
 
@@ -503,6 +504,98 @@ class Load:
         return len(w), ack, len(w) - ack, sum(1 for x in w if x["retried"]), nr
 
 
+class LoadProcess:
+    """A `Load` run in a child Python process, driven over a pipe with the same
+    interface (start, mark_restarting, mark_back, end_window, counts, stop; then
+    writes, reads, read_failures). A tool that polls the cluster while the load runs
+    (members, hints, the restart command's output) would otherwise share the GIL
+    with the load's threads, and every poll would add its parse time to the
+    latencies the load measures — most in the windows the tool watches closest."""
+
+    def __init__(self, cluster, rate, keys, threads, write_fraction, run_id, timeout):
+        self.spec = {"nodes": [[n.name, n.http] for n in cluster.nodes], "token": cluster.token,
+                     "rate": rate, "keys": keys, "threads": threads, "write_fraction": write_fraction,
+                     "run_id": run_id, "timeout": timeout}
+        self.proc = None
+        self.lock = threading.Lock()
+        self.t0 = None
+        self.writes, self.reads, self.read_failures = [], [], []
+
+    def _call(self, msg):
+        with self.lock:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        if not line:
+            raise Fail("the load process ended unexpectedly (exit %s)" % self.proc.poll())
+        return json.loads(line)
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--load-child"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        # CLOCK_MONOTONIC is system-wide: the child's t0 is comparable with `now()` here.
+        self.t0 = self._call(dict(self.spec, cmd="start"))["t0"]
+
+    def mark_restarting(self, name):
+        self._call({"cmd": "restarting", "name": name})
+
+    def mark_back(self, name):
+        self._call({"cmd": "back", "name": name})
+
+    def end_window(self):
+        self._call({"cmd": "end_window"})
+
+    def counts(self):
+        if self.proc.poll() is None:
+            return tuple(self._call({"cmd": "counts"})["counts"])
+        ack = sum(1 for x in self.writes if x["outcome"] == "acknowledged")
+        return (len(self.writes), ack, len(self.writes) - ack, sum(1 for x in self.writes if x["retried"]),
+                len(self.reads))
+
+    def stop(self):
+        res = self._call({"cmd": "stop"})
+        self.writes = res["writes"]
+        self.reads = [tuple(x) for x in res["reads"]]
+        self.read_failures = res["read_failures"]
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        return res["stuck"]
+
+
+def load_child():
+    """The child side of `LoadProcess`: one JSON command a line on stdin, one JSON
+    answer a line on stdout."""
+    load = None
+    for line in sys.stdin:
+        msg = json.loads(line)
+        cmd, reply = msg["cmd"], {}
+        if cmd == "start":
+            cluster = Cluster([Node(name, http) for name, http in msg["nodes"]], token=msg["token"])
+            load = Load(cluster, msg["rate"], msg["keys"], msg["threads"], msg["write_fraction"], msg["run_id"],
+                        msg["timeout"])
+            load.start()
+            reply = {"t0": load.t0}
+        elif cmd == "restarting":
+            load.mark_restarting(msg["name"])
+        elif cmd == "back":
+            load.mark_back(msg["name"])
+        elif cmd == "end_window":
+            load.end_window()
+        elif cmd == "counts":
+            reply = {"counts": list(load.counts())}
+        elif cmd == "stop":
+            stuck = load.stop()
+            with load.lock:
+                reply = {"stuck": stuck, "writes": load.writes, "reads": load.reads,
+                         "read_failures": load.read_failures}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+        if cmd == "stop":
+            return
+
+
 
 
 def run_cmd(cmd, env, timeout, log):
@@ -791,3 +884,7 @@ def fmt(v, unit=""):
     if isinstance(v, float):
         return "%.2f%s" % (v, unit)
     return "%s%s" % (v, unit)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--load-child"]:
+    load_child()

@@ -24,6 +24,13 @@ final class SQLiteConnection {
 
     deinit { close() }
 
+    /// Closes without checkpointing the WAL into the database (it stays, and the next open
+    /// reads its index back), when this is the last connection.
+    func closeLeavingWAL() {
+        if let handle { _ = chorus_sqlite3_skip_checkpoint_on_close(handle) }
+        close()
+    }
+
     func close() {
         for statement in statements.values { sqlite3_finalize(statement) }
         statements.removeAll()

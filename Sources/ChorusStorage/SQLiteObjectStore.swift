@@ -238,6 +238,14 @@ final class StoreEngine: @unchecked Sendable {
                 throw .corrupt(path: db.path, detail: check.prefix(5).joined(separator: "; "))
             }
         }
+        if fresh {
+            // Every write appends each page it dirties to the WAL and the checkpoint copies it
+            // again: with scattered keys that is about one leaf page per object. 2 KiB pages
+            // halve those bytes against SQLite's 4 KiB (values up to ~500 bytes still fit in a
+            // leaf; larger ones spill to overflow pages). Before WAL mode: once in WAL mode the
+            // page size of a database cannot change (it silently stayed 4 KiB until session 5).
+            try db.execute("PRAGMA page_size = \(pageSize)")
+        }
         let mode = try db.texts("PRAGMA journal_mode = WAL")
         guard mode == ["wal"] else {
             throw .cannotOpen(path: db.path, detail: "cannot switch to WAL mode (journal_mode is \(mode))")
@@ -254,11 +262,6 @@ final class StoreEngine: @unchecked Sendable {
             _ = try db.integer("PRAGMA max_page_count = \(max(1, pages))")
         }
         if fresh {
-            // Every write appends each page it dirties to the WAL and the checkpoint copies it
-            // again: with scattered keys that is about one leaf page per object. 2 KiB pages
-            // halve those bytes against SQLite's 4 KiB (values up to ~500 bytes still fit in a
-            // leaf; larger ones spill to overflow pages): -7 % CPU per write in tools/bench-kv-ab.
-            try db.execute("PRAGMA page_size = \(pageSize)")
             try db.execute("BEGIN IMMEDIATE")
             do {
                 try db.execute(
@@ -596,14 +599,28 @@ final class StoreEngine: @unchecked Sendable {
         poolLock.unlock()
         for reader in idle { reader.close() }
 
-        try? writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        writer.close()
+        // No checkpoint at close: every committed frame is in the WAL already (fsynced in
+        // batch mode), and copying up to the checkpoint interval's 32 MiB into the database
+        // and fsyncing it here was a burst of disk writes at every stop, which on a shared
+        // disk stalled the other agents' commits during rolling restarts. The next open reads
+        // the WAL's index back; the background checkpointer copies it when it is due.
+        // Under the periodic policy the last frames may not be fsynced yet: a stop flushes them.
+        writer.closeLeavingWAL()
+        Self.fsyncFile(atPath: path + "-wal")
 
         condition.lock()
         state = .closed
         writerFinished = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// fsync of the file at `path` if it exists (the WAL after the last connection closed).
+    private static func fsyncFile(atPath path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        _ = Glibc.close(fd)
     }
 
     // MARK: Read path

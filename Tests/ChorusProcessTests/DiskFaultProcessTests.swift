@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import Testing
 
@@ -24,7 +25,7 @@ struct DiskFaultProcessTests {
             try await cluster.waitUntil("node1 serves", deadline: .seconds(30)) { () async throws -> Bool in
                 (try? await cluster.members(of: agent))?.isEmpty == false
             }
-            // Enough data for a file of many pages (the stop checkpoints it into the file).
+            // Enough data for a file of many pages.
             let value = String(repeating: "v", count: 2000)
             for index in 0..<150 {
                 let put = try await agent.kvPut("key-\(index)", value, w: "1")
@@ -34,6 +35,9 @@ struct DiskFaultProcessTests {
             _ = try await cluster.waitForExit(agent)
 
             let database = agent.dataDir.appendingPathComponent("chorus.db")
+            // A stop leaves the WAL as it is; copy it into the file, as the background
+            // checkpoints of a long-running agent would, so that the damage hits the data.
+            try checkpointIntoDatabaseFile(path: database.path)
             let size = try #require(
                 try FileManager.default.attributesOfItem(atPath: database.path)[.size] as? Int)
             try #require(size > 64 * 4096, "database is only \(size) bytes")
@@ -273,4 +277,20 @@ extension Optional {
         guard let self else { throw HarnessError("cannot \(what)") }
         return self
     }
+}
+
+/// Copies the WAL of a stopped agent's database into the database file and empties it.
+private func checkpointIntoDatabaseFile(path: String) throws {
+    var db: OpaquePointer? = nil
+    defer { sqlite3_close_v2(db) }
+    guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK,
+        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nil, nil, nil) == SQLITE_OK
+    else {
+        throw CheckpointError(
+            message: "checkpoint of \(path): \(db.map { String(cString: sqlite3_errmsg($0)) } ?? "no handle")")
+    }
+}
+
+private struct CheckpointError: Error {
+    var message: String
 }

@@ -7,7 +7,7 @@ import Testing
 /// anything it could not store, until space is freed. The page cap (`maxDatabasePages`)
 /// stands in for a full disk: SQLite reports SQLITE_FULL for both.
 @Suite struct DiskFaultTests {
-    /// A store of `keys` 200-byte values, closed.
+    /// A store of `keys` 200-byte values, closed, its WAL copied into the database file.
     func makeStore(at path: String, keys: Int) async throws {
         let store = try SQLiteObjectStore(path: path, sync: .batch)
         for i in 0..<keys {
@@ -15,6 +15,7 @@ import Testing
                 bucket: "b", key: "k\(i)", partition: i % 16, value: [UInt8](repeating: UInt8(i & 0xff), count: 200))
         }
         store.close()
+        try checkpointIntoDatabaseFile(path: path)
     }
 
     @Test func databaseTruncatedToHalfIsRefusedNamingThePath() async throws {
@@ -74,7 +75,9 @@ import Testing
         for partition in 0..<16 where found == nil {
             do {
                 _ = try store.scan(partition: partition, after: nil, limit: 10_000)
-                for i in stride(from: partition, to: 2000, by: 16) { _ = try store.get(partition: i % 16, bucket: "b", key: "k\(i)") }
+                for i in stride(from: partition, to: 2000, by: 16) {
+                    _ = try store.get(partition: i % 16, bucket: "b", key: "k\(i)")
+                }
             } catch {
                 found = error
             }

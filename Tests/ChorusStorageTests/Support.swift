@@ -139,3 +139,21 @@ extension ObjectStore {
             }, completion: completion)
     }
 }
+
+/// Copies the WAL of the closed store at `path` into the database file and empties it, as the
+/// background checkpoints of a long-running store do (a close leaves the WAL as it is): for
+/// tests that damage the database file itself.
+func checkpointIntoDatabaseFile(path: String) throws {
+    try rawExecute(path: path, "PRAGMA wal_checkpoint(TRUNCATE)")
+}
+
+/// Descriptors of this process open on `path` or its `-wal`/`-shm` files.
+func openDescriptors(on path: String) -> Int {
+    let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return fds.filter { fd in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") else {
+            return false
+        }
+        return target == path || target == path + "-wal" || target == path + "-shm"
+    }.count
+}
