@@ -13,8 +13,11 @@ struct DataDirProcessTests {
             }
             cluster.terminate(agent)
             _ = try await cluster.waitForExit(agent)
-            // Overwrite pages in the middle of the database, as a failing disk would.
+            // Overwrite pages in the middle of the database, as a failing disk would (after
+            // copying the WAL a stop leaves into the file, as the background checkpoints of a
+            // long-running agent would).
             let database = agent.dataDir.appendingPathComponent("chorus.db")
+            try checkpointIntoDatabaseFile(path: database.path)
             let handle = try FileHandle(forWritingTo: database)
             try handle.seek(toOffset: 4096)
             try handle.write(contentsOf: Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }))

@@ -1,4 +1,3 @@
-import CSQLite
 import Foundation
 import Testing
 
@@ -277,20 +276,4 @@ extension Optional {
         guard let self else { throw HarnessError("cannot \(what)") }
         return self
     }
-}
-
-/// Copies the WAL of a stopped agent's database into the database file and empties it.
-private func checkpointIntoDatabaseFile(path: String) throws {
-    var db: OpaquePointer? = nil
-    defer { sqlite3_close_v2(db) }
-    guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK,
-        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nil, nil, nil) == SQLITE_OK
-    else {
-        throw CheckpointError(
-            message: "checkpoint of \(path): \(db.map { String(cString: sqlite3_errmsg($0)) } ?? "no handle")")
-    }
-}
-
-private struct CheckpointError: Error {
-    var message: String
 }
