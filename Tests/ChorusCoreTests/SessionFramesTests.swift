@@ -28,7 +28,8 @@ import Testing
             .replicaReadReply(object: [9, 9], error: nil),
             .forward(
                 KVRequest(
-                    operation: .put, bucket: "b", key: "k", value: [0, 1], context: "ctx", r: "", w: "all", sloppy: "false",
+                    operation: .put, bucket: "b", key: "k", value: [0, 1], context: "ctx", r: "", w: "all",
+                    sloppy: "false",
                     timeoutMilliseconds: 5000, forwarded: true)),
             .forwardReply(KVResponse(status: 300, context: "c", contentType: "application/json", body: [7])),
             .refused(reason: "name taken"),
@@ -65,5 +66,25 @@ import Testing
             _ = try? SessionFrame(decoding: garbage)
             _ = try? SessionHello(decoding: garbage)
         }
+    }
+
+    /// A message type added after this version (a newer peer in a rolling upgrade) decodes as
+    /// `.unsupported` with the frame's kind and id, so the session can refuse that request
+    /// and stay open; a known type still decodes, and damage inside a known message throws.
+    @Test func unknownMessageTypeDecodesAsUnsupportedWithItsKindAndID() throws {
+        let unknown = UInt8(ClusterCodec.FrameType.allCases.map(\.rawValue).max()! + 1)
+        for kind in [SessionFrame.Kind.request, .response, .oneWay] {
+            var bytes = SessionFrame(kind: kind, id: 77, message: .pong).encoded()
+            bytes[9] = unknown
+            bytes += [1, 2, 3]  // a body this version cannot parse
+            #expect(try SessionFrame.decode(bytes) == .unsupported(kind: kind, id: 77, messageType: unknown))
+            #expect(throws: WireError.unknownType(unknown)) { try SessionFrame(decoding: bytes) }
+        }
+        let known = SessionFrame(kind: .request, id: 5, message: .replicaRead(bucket: "b", key: "k"))
+        #expect(try SessionFrame.decode(known.encoded()) == .frame(known))
+        let damaged = Array(known.encoded().dropLast())
+        #expect(throws: WireError.self) { try SessionFrame.decode(damaged) }
+        // No message type at all is a truncation, not an unknown type.
+        #expect(throws: WireError.self) { try SessionFrame.decode(Array(known.encoded().prefix(9))) }
     }
 }

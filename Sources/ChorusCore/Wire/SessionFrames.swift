@@ -82,12 +82,41 @@ public struct SessionFrame: Hashable, Sendable {
     }
 
     public init(decoding bytes: [UInt8]) throws(WireError) {
+        switch try Self.decode(bytes) {
+        case .frame(let frame): self = frame
+        case .unsupported(_, _, let messageType): throw .unknownType(messageType)
+        }
+    }
+
+    /// What `decode` found in an authenticated frame.
+    public enum Decoded: Hashable, Sendable {
+        case frame(SessionFrame)
+        /// A well-formed frame whose message type this version does not know: a peer running
+        /// a newer version sent a message added after this one (a rolling upgrade). The
+        /// session answers it with a refusal instead of closing, which would fail every
+        /// other request in flight on it.
+        case unsupported(kind: Kind, id: UInt64, messageType: UInt8)
+    }
+
+    /// Decodes a frame; one whose message type is unknown (and only that) is `.unsupported`.
+    /// Anything else malformed throws.
+    public static func decode(_ bytes: [UInt8]) throws(WireError) -> Decoded {
         var reader = SWIMCodec.Reader(bytes)
         let rawKind = try reader.u8()
         guard let kind = Kind(rawValue: rawKind) else { throw .unknownType(rawKind) }
         let id = try reader.u64()
+        var peek = reader
+        let messageType = try peek.u8()
+        guard ClusterCodec.FrameType(rawValue: messageType) != nil else {
+            return .unsupported(kind: kind, id: id, messageType: messageType)
+        }
         let message = try reader.clusterMessage()
         try reader.expectEnd()
-        self.init(kind: kind, id: id, message: message)
+        return .frame(SessionFrame(kind: kind, id: id, message: message))
+    }
+
+    /// The answer to a request of type `messageType` this version does not know.
+    public static func unsupportedReason(messageType: UInt8) -> String {
+        "unsupported message type \(messageType) (this node runs an older version of chorus)"
     }
 }

@@ -11,7 +11,8 @@ struct DatagramCounters: Sendable {
     /// Membership requests (push-pull, probes, key rotation) received over sessions.
     var tcpRequestsIn: UInt64 = 0
     /// TCP sessions refused at handshake or cut for a bad frame, by reason
-    /// (same labels as datagrams, plus `stale` hellos).
+    /// (same labels as datagrams, plus `stale` hellos), and `unsupported`: requests of a
+    /// message type this version does not know, refused while the session stays.
     var tcpDropped: [String: UInt64] = [:]
 
     mutating func drop(_ reason: String) {

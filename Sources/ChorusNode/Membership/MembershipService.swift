@@ -150,9 +150,13 @@ public final class MembershipService: @unchecked Sendable {
             refused: { [unowned self] reason, remote in
                 loop.execute {
                     self.counters.dropTCP(reason)
-                    self.logger.warning(
-                        "refused TCP session",
-                        metadata: ["from": "\(remote.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
+                    let metadata: Logger.Metadata = ["from": "\(remote.map { "\($0)" } ?? "?")", "reason": "\(reason)"]
+                    if reason == "unsupported" {
+                        // One per request from a newer peer during an upgrade: counted, not logged each.
+                        self.logger.debug("refused a message of a newer protocol version", metadata: metadata)
+                    } else {
+                        self.logger.warning("refused TCP session", metadata: metadata)
+                    }
                 }
             })
     }

@@ -36,7 +36,7 @@ enum MetricLabels {
     /// refusals (`Sealer.OpenError.reason`) and the transports' own checks.
     static let dropReasons: [String] = [
         "too_short", "bad_magic", "bad_version", "unknown_key", "auth_failed", "oversize", "malformed", "replay",
-        "stale", "unexpected",
+        "stale", "unexpected", "unsupported",
     ]
 
     /// `outcome` of `chorus_antientropy_exchanges_total`: `equal` (the trees matched), `repaired`

@@ -125,15 +125,20 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             state = .established(cipher)
-            let frame: SessionFrame
+            let decoded: SessionFrame.Decoded
             do {
-                frame = try SessionFrame(decoding: plaintext)
+                decoded = try SessionFrame.decode(plaintext)
             } catch {
                 refused("malformed", context.remoteAddress)
                 fail(context: context, SessionError.handshakeFailed("malformed frame"))
                 return
             }
-            dispatch(frame, context: context)
+            switch decoded {
+            case .frame(let frame):
+                dispatch(frame, context: context)
+            case .unsupported(let kind, let id, let messageType):
+                unsupported(kind: kind, id: id, messageType: messageType, context: context)
+            }
         case .closed:
             break
         }
@@ -193,6 +198,27 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
                 guard frame.kind == .request else { return }
                 send(SessionFrame(kind: .response, id: frame.id, message: reply))
             }
+        }
+    }
+
+    /// A frame from a peer running a newer version, with a message this one does not know:
+    /// counted, a request answered with a refusal (its sender treats it as this replica's
+    /// failure and goes on), a reply handed to its request as a refusal. The session stays.
+    private func unsupported(
+        kind: SessionFrame.Kind, id: UInt64, messageType: UInt8, context: ChannelHandlerContext
+    ) {
+        refused("unsupported", context.remoteAddress)
+        let reason = SessionFrame.unsupportedReason(messageType: messageType)
+        switch kind {
+        case .request:
+            send(SessionFrame(kind: .response, id: id, message: .refused(reason: reason)))
+        case .response:
+            if let entry = pending.removeValue(forKey: id) {
+                entry.timer.cancel()
+                entry.promise.succeed(.refused(reason: "the peer answered with \(reason)"))
+            }
+        case .oneWay:
+            break
         }
     }
 
