@@ -806,15 +806,24 @@ public final class MembershipService: @unchecked Sendable {
                     let reply = applyKeyOperation(operation)
                     return loop.makeSucceededFuture(KeyOperationResult(node: member.name, reply: reply))
                 }
-                // A listing is asked again once if the session failed: right after a
-                // `remove` the sessions sealed under the removed key are ending, and the
-                // next request opens a fresh one. (A change is not repeated: its first
-                // attempt may have been applied.)
+                // A listing is asked again (up to 3 times, 100 ms apart) if the session
+                // failed: right after a `remove` the sessions sealed under the removed key
+                // are ending, and an immediate retry could still find the closing one in
+                // the pool; a later one opens a fresh session. (A change is not repeated:
+                // its first attempt may have been applied.)
                 let sessions: SessionPool = self.sessions
+                let loop = self.loop
                 let request: @Sendable () -> EventLoopFuture<ClusterMessage> = {
                     sessions.request(.keyOperation(operation), to: member.address, timeout: .seconds(5))
                 }
-                let answered = kind == .list ? request().flatMapError { _ in request() } : request()
+                @Sendable func listing(retries: Int) -> EventLoopFuture<ClusterMessage> {
+                    request().flatMapError { error in
+                        guard retries > 0 else { return loop.makeFailedFuture(error) }
+                        return loop.flatScheduleTask(in: .milliseconds(100)) { listing(retries: retries - 1) }
+                            .futureResult
+                    }
+                }
+                let answered = kind == .list ? listing(retries: 3) : request()
                 return
                     answered
                     .hop(to: loop)
