@@ -72,7 +72,11 @@ struct AntiEntropyProcessTests {
     @Test func aReplicaThatMissedWritesConvergesWithoutAnyClientRead() async throws {
         try await AgentCluster.run(subnet: 34, label: "anti-entropy-converge") { cluster in
             let config = cluster.root.appendingPathComponent("chorus.toml")
-            try "hinted_handoff = false\n".write(to: config, atomically: true, encoding: .utf8)
+            // A 5 s replica timeout: the 2,000 w=2 writes below need both live replicas,
+            // and on a loaded CI machine one answered a write after more than the default
+            // second once (this test is about anti-entropy, not write latency).
+            try "hinted_handoff = false\n[store]\nreplica_timeout = \"5s\"\n".write(
+                to: config, atomically: true, encoding: .utf8)
             let agents = try cluster.startNodes(
                 3, firstHost: 1, extraArguments: ["--config", config.path] + Self.flags)
             try await cluster.waitAllAlive(agents)
