@@ -498,10 +498,13 @@ class Load:
 
     def counts(self):
         with self.lock:
-            w = list(self.writes)
-            nr = len(self.reads)
-        ack = sum(1 for x in w if x["outcome"] == "acknowledged")
-        return len(w), ack, len(w) - ack, sum(1 for x in w if x["retried"]), nr
+            return write_counts(self.writes, len(self.reads))
+
+
+def write_counts(writes, reads):
+    """(writes, acknowledged, not acknowledged, retried, reads) of a load's records."""
+    ack = sum(1 for x in writes if x["outcome"] == "acknowledged")
+    return len(writes), ack, len(writes) - ack, sum(1 for x in writes if x["retried"]), reads
 
 
 class LoadProcess:
@@ -548,9 +551,7 @@ class LoadProcess:
     def counts(self):
         if self.proc.poll() is None:
             return tuple(self._call({"cmd": "counts"})["counts"])
-        ack = sum(1 for x in self.writes if x["outcome"] == "acknowledged")
-        return (len(self.writes), ack, len(self.writes) - ack, sum(1 for x in self.writes if x["retried"]),
-                len(self.reads))
+        return write_counts(self.writes, len(self.reads))
 
     def stop(self):
         res = self._call({"cmd": "stop"})

@@ -606,7 +606,7 @@ final class StoreEngine: @unchecked Sendable {
         // the WAL's index back; the background checkpointer copies it when it is due.
         // Under the periodic policy the last frames may not be fsynced yet: a stop flushes them.
         writer.closeLeavingWAL()
-        Self.fsyncFile(atPath: path + "-wal")
+        if sync != .batch { Self.fsyncFile(atPath: path + "-wal") }
 
         condition.lock()
         state = .closed

@@ -151,7 +151,7 @@ public final class MembershipService: @unchecked Sendable {
                 loop.execute {
                     self.counters.dropTCP(reason)
                     let metadata: Logger.Metadata = ["from": "\(remote.map { "\($0)" } ?? "?")", "reason": "\(reason)"]
-                    if reason == "unsupported" {
+                    if reason == SessionHandler.unsupportedRefusal {
                         // One per request from a newer peer during an upgrade: counted, not logged each.
                         self.logger.debug("refused a message of a newer protocol version", metadata: metadata)
                     } else {

@@ -201,22 +201,24 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// The `refused` reason of a message this version does not know (the session stays).
+    static let unsupportedRefusal = "unsupported"
+
     /// A frame from a peer running a newer version, with a message this one does not know:
     /// counted, a request answered with a refusal (its sender treats it as this replica's
     /// failure and goes on), a reply handed to its request as a refusal. The session stays.
     private func unsupported(
         kind: SessionFrame.Kind, id: UInt64, messageType: UInt8, context: ChannelHandlerContext
     ) {
-        refused("unsupported", context.remoteAddress)
+        refused(Self.unsupportedRefusal, context.remoteAddress)
         let reason = SessionFrame.unsupportedReason(messageType: messageType)
         switch kind {
         case .request:
             send(SessionFrame(kind: .response, id: id, message: .refused(reason: reason)))
         case .response:
-            if let entry = pending.removeValue(forKey: id) {
-                entry.timer.cancel()
-                entry.promise.succeed(.refused(reason: "the peer answered with \(reason)"))
-            }
+            dispatch(
+                SessionFrame(kind: .response, id: id, message: .refused(reason: "the peer answered with \(reason)")),
+                context: context)
         case .oneWay:
             break
         }
