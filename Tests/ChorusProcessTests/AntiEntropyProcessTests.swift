@@ -195,6 +195,11 @@ struct AntiEntropyProcessTests {
             print(
                 "anti-entropy: catch-up gave \(stale.name) \(keys.count) keys \(ContinuousClock.now - restarted) after it served"
             )
+            // The keys may arrive through the co-replicas' own catch-ups (they saw node3
+            // return) before node3's finishes: wait for its log line, bounded.
+            try? await cluster.waitUntil("\(stale.name) logs a finished catch-up", deadline: .seconds(60)) {
+                stale.log.contains("anti-entropy catch-up finished")
+            }
             #expect(
                 stale.log.contains("anti-entropy catch-up finished"),
                 "\(stale.name) logged no finished catch-up:\n\(stale.logTail(lines: 30))")
