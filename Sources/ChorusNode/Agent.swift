@@ -52,7 +52,16 @@ public enum Agent {
         let kv: KVService
         let antiEntropy: AntiEntropy
         do {
-            stateStore = try NodeStateStore(dataDir: config.dataDir, sync: config.store.sync)
+            stateStore = try NodeStateStore(
+                dataDir: config.dataDir, sync: config.store.sync, backend: config.store.backend)
+            if stateStore.store.truncatedAtOpen > 0 {
+                logger.warning(
+                    "cut a torn write off the end of the object log (a crash during a commit; none of it was acknowledged)",
+                    metadata: ["bytes": "\(stateStore.store.truncatedAtOpen)"])
+            }
+            logger.info(
+                "storage opened",
+                metadata: ["backend": "\(config.store.backend)", "sync": "\(config.store.sync)"])
             service = try MembershipService(
                 config: config, stateStore: stateStore, group: group, loop: membershipGroup.next(), logger: logger,
                 onExit: exit)

@@ -15,11 +15,25 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
     public var path: String { engine.path }
     public var sync: SyncPolicy { engine.sync }
 
-    /// Opens (creating the file and its folder when missing) the database at `path`.
-    public init(path: String, sync: SyncPolicy = .batch, limits: StoreLimits = StoreLimits()) throws(StoreError) {
-        engine = try StoreEngine(path: path, sync: sync, limits: limits)
+    /// Opens (creating the file and its folder when missing) the database at `path`. With the
+    /// `log` backend the objects live in the folder `<path>-objects` (see `ObjectLog`); node
+    /// state and hints stay in the database either way.
+    public init(
+        path: String, sync: SyncPolicy = .batch, limits: StoreLimits = StoreLimits(),
+        backend: ObjectBackend = .sqlite, logSettings: ObjectLogSettings = ObjectLogSettings()
+    ) throws(StoreError) {
+        engine = try StoreEngine(path: path, sync: sync, limits: limits, backend: backend, logSettings: logSettings)
         engine.start()
     }
+
+    /// Where the objects are kept.
+    public var backend: ObjectBackend { engine.objectLog == nil ? .sqlite : .log }
+
+    /// The `log` backend's size and compaction counters (nil with `sqlite`).
+    public var logStatistics: ObjectLogStatistics? { engine.objectLog?.statistics }
+
+    /// Bytes of a torn write the `log` backend cut off its active segment at open (0 normally).
+    public var truncatedAtOpen: Int { engine.objectLog?.truncatedAtOpen ?? 0 }
 
     deinit { engine.close() }
 
@@ -37,7 +51,12 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
     }
 
     public func get(partition: Int, bucket: String, key: String) throws(StoreError) -> [UInt8]? {
-        try engine.withReader { connection throws(StoreError) in
+        if let log = engine.objectLog {
+            return try engine.noticingDamage { () throws(StoreError) in
+                try log.get(partition: partition, bucket: bucket, key: key)
+            }
+        }
+        return try engine.withReader { connection throws(StoreError) in
             let statement = try connection.statement(StoreEngine.selectObject)
             defer { statement.reset() }
             try statement.bind(1, partition)
@@ -48,7 +67,12 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
     }
 
     public func scan(partition: Int, after: ObjectKey?, limit: Int) throws(StoreError) -> [StoredRecord] {
-        try engine.withReader { connection throws(StoreError) in
+        if let log = engine.objectLog {
+            return try engine.noticingDamage { () throws(StoreError) in
+                try log.scan(partition: partition, after: after, limit: limit)
+            }
+        }
+        return try engine.withReader { connection throws(StoreError) in
             try connection.keysetPage(
                 select: "bucket, key, value", from: "objects", where: "partition", after: after, limit: limit,
                 bindFilter: { statement throws(StoreError) in try statement.bind(1, partition) },
@@ -57,7 +81,8 @@ public final class SQLiteObjectStore: ObjectStore, Sendable {
     }
 
     public func count() throws(StoreError) -> Int {
-        try engine.withReader { connection throws(StoreError) in
+        if let log = engine.objectLog { return try engine.noticingDamage { () throws(StoreError) in log.count() } }
+        return try engine.withReader { connection throws(StoreError) in
             Int(try connection.integer("SELECT count(*) FROM objects"))
         }
     }
@@ -126,6 +151,14 @@ enum WriteOperation {
         if case .setMeta = self { return true }
         return false
     }
+
+    /// An object write (`update`, `delete`): what the `log` backend takes.
+    var isObjectWrite: Bool {
+        switch self {
+        case .update, .delete: true
+        case .setMeta, .hint: false
+        }
+    }
 }
 
 /// What one applied operation does once its group commits (or fails).
@@ -166,8 +199,16 @@ final class StoreEngine: @unchecked Sendable {
     let checkpointer: WALCheckpointer?
     /// The running total of hint bytes (see SQLiteHintStore.swift).
     let hintLedger: HintLedger
+    /// The objects, with the `log` backend (nil: in the database's `objects` table).
+    let objectLog: ObjectLog?
 
-    init(path: String, sync: SyncPolicy, limits: StoreLimits) throws(StoreError) {
+    /// The `log` backend's folder for the database at `path`.
+    static func objectLogFolder(forDatabase path: String) -> String { path + "-objects" }
+
+    init(
+        path: String, sync: SyncPolicy, limits: StoreLimits, backend: ObjectBackend = .sqlite,
+        logSettings: ObjectLogSettings = ObjectLogSettings()
+    ) throws(StoreError) {
         self.path = path
         self.sync = sync
         self.limits = limits
@@ -175,19 +216,79 @@ final class StoreEngine: @unchecked Sendable {
         writer = try SQLiteConnection(
             path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
             busyTimeoutMilliseconds: limits.busyTimeoutMilliseconds)
-        do {
+        do throws(StoreError) {
             try Self.setUp(writer, sync: sync, limits: limits)
             hintLedger = HintLedger(total: Int(try writer.integer("SELECT coalesce(sum(bytes), 0) FROM hints")))
             checkpointer =
                 sync == .batch
                 ? try WALCheckpointer(path: path, sync: sync, busyTimeoutMilliseconds: limits.busyTimeoutMilliseconds)
                 : nil
+            let folder = Self.objectLogFolder(forDatabase: path)
+            switch backend {
+            case .sqlite:
+                objectLog = nil
+                if ObjectLog.holdsObjects(folder: folder) {
+                    throw StoreError.cannotOpen(
+                        path: path,
+                        detail: "the objects of this data dir are in \(folder), written by the log backend; "
+                            + "set store.backend = \"log\"")
+                }
+            case .log:
+                // A group closes after crossing maxGroupBytes: at most one more record.
+                let largestRecord = (limits.maxRowBytes.map { max(1024, $0) } ?? (1 << 20)) + 64
+                let log = try ObjectLog(
+                    folder: folder, sync: sync, settings: logSettings,
+                    largestCommitBytes: limits.maxGroupBytes + largestRecord)
+                try Self.moveObjects(of: writer, into: log, chunkBytes: limits.maxGroupBytes)
+                objectLog = log
+            }
         } catch {
             writer.close()
             throw error
         }
         // Replaces SQLite's automatic checkpoint (which runs inside a commit).
         checkpointer?.install(on: writer)
+    }
+
+    /// Moves the rows of the database's `objects` table (a data dir switched from the `sqlite`
+    /// backend) into the log: appended and made durable first, then deleted from the table. A
+    /// crash between the two copies them again at the next open (the same values).
+    private static func moveObjects(of db: SQLiteConnection, into log: ObjectLog, chunkBytes: Int) throws(StoreError) {
+        guard try db.integer("SELECT count(*) FROM (SELECT 1 FROM objects LIMIT 1)") > 0 else { return }
+        let select = try db.statement("SELECT partition, bucket, key, value FROM objects")
+        var staging = ObjectLog.Staging()
+        do {
+            while try select.step() {
+                let key = ObjectLog.FullKey(
+                    partition: Int(select.int64(0)), objectKey: ObjectKey(bucket: select.text(1), key: select.text(2)))
+                log.stagePut(key, value: select.blob(3), in: &staging)
+                if staging.bytes >= chunkBytes {
+                    try log.commit(staging, enforcingCap: false)
+                    staging = ObjectLog.Staging()
+                }
+            }
+            select.reset()
+        } catch {
+            select.reset()
+            throw error
+        }
+        try log.commit(staging, enforcingCap: false)
+        log.flush()
+        try db.execute("DELETE FROM objects")
+    }
+
+    /// Runs a read of the log backend; damage it finds stops writes, as a reader's does.
+    func noticingDamage<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        poolLock.lock()
+        let closed = poolClosed
+        poolLock.unlock()
+        if closed { throw .closed(path: path) }
+        do {
+            return try body()
+        } catch {
+            if let next = StoreHealth(after: error), next.isCorrupt { updateHealth(next) }
+            throw error
+        }
     }
 
     /// Creates the parent folder; refuses a directory in place of the file.
@@ -387,9 +488,12 @@ final class StoreEngine: @unchecked Sendable {
                 max(0.001, Double(interval.components.seconds) + Double(interval.components.attoseconds) * 1e-18)
             }
 
+        var compactionPausedUntil = Date.distantPast
         while true {
             condition.lock()
-            while queue.isEmpty && state == .open {
+            while queue.isEmpty && state == .open
+                && !(Date() >= compactionPausedUntil && objectLog?.wantsCompaction == true)
+            {
                 if let flushInterval, unflushed {
                     let deadline = lastFlush.addingTimeInterval(flushInterval)
                     if Date() >= deadline || !condition.wait(until: deadline) { break }
@@ -412,6 +516,16 @@ final class StoreEngine: @unchecked Sendable {
                 }
                 unflushed = true
             }
+            if let objectLog, !exiting, Date() >= compactionPausedUntil, healthState.isWritable,
+                objectLog.wantsCompaction
+            {
+                do {
+                    try objectLog.compactionStep()
+                } catch {
+                    recordFailure(error)
+                    compactionPausedUntil = Date().addingTimeInterval(1)
+                }
+            }
             if let flushInterval, unflushed, Date().timeIntervalSince(lastFlush) >= flushInterval {
                 checkpoint()
                 lastFlush = Date()
@@ -424,6 +538,7 @@ final class StoreEngine: @unchecked Sendable {
 
     /// Periodic durability: a checkpoint fsyncs the WAL, copies it into the database and fsyncs that.
     private func checkpoint() {
+        objectLog?.flush()
         guard (try? writer.execute("PRAGMA wal_checkpoint(PASSIVE)")) != nil else { return }
         condition.lock()
         stats.checkpoints += 1
@@ -433,6 +548,94 @@ final class StoreEngine: @unchecked Sendable {
     /// Runs `group` in one transaction and fires its completions after the commit. Returns the
     /// operations left over when the group reached `maxGroupBytes`, to run next.
     private func commitGroup(_ group: [WriteOperation]) -> ArraySlice<WriteOperation> {
+        guard let objectLog else { return commitDatabaseGroup(group) }
+        var objects: [WriteOperation] = []
+        var others: [WriteOperation] = []
+        for operation in group {
+            if operation.isObjectWrite { objects.append(operation) } else { others.append(operation) }
+        }
+        var leftover: [WriteOperation] = []
+        if !others.isEmpty { leftover.append(contentsOf: commitDatabaseGroup(others)) }
+        if !objects.isEmpty { leftover.append(contentsOf: commitLogGroup(objects, into: objectLog)) }
+        return leftover[...]
+    }
+
+    /// The `log` backend's commit group: the object writes staged in order (each sees the
+    /// ones before it), written in one append, fsynced per the policy, then acknowledged.
+    private func commitLogGroup(_ group: [WriteOperation], into log: ObjectLog) -> ArraySlice<WriteOperation> {
+        var staging = ObjectLog.Staging()
+        var pending: [PendingCompletion] = []
+        pending.reserveCapacity(group.count)
+        var applied = 0
+        var failedAlone = 0
+        let maxRecord = limits.maxRowBytes.map { max(1024, $0) }
+        for operation in group {
+            if staging.bytes >= limits.maxGroupBytes { break }
+            applied += 1
+            do {
+                switch operation {
+                case .update(let bucket, let key, let partition, let transform, let completion):
+                    let fullKey = ObjectLog.FullKey(
+                        partition: partition, objectKey: ObjectKey(bucket: bucket, key: key))
+                    let current = try log.current(fullKey, in: staging)
+                    guard let value = transform(current) else {
+                        pending.append(
+                            PendingCompletion(
+                                succeed: { completion(.success(current)) }, fail: { completion(.failure($0)) }))
+                        continue
+                    }
+                    let size = value.count + bucket.utf8.count + key.utf8.count
+                    if let maxRecord, size > maxRecord {
+                        let error = StoreError.tooLarge(
+                            path: path, detail: "\(size) bytes, more than the limit of \(maxRecord)")
+                        pending.append(
+                            PendingCompletion(succeed: { operation.fail(error) }, fail: { operation.fail($0) }))
+                        failedAlone += 1
+                        continue
+                    }
+                    log.stagePut(fullKey, value: value, in: &staging)
+                    pending.append(
+                        PendingCompletion(succeed: { completion(.success(value)) }, fail: { completion(.failure($0)) }))
+                case .delete(let partition, let bucket, let key, let expected, let completion):
+                    let fullKey = ObjectLog.FullKey(
+                        partition: partition, objectKey: ObjectKey(bucket: bucket, key: key))
+                    let current = try log.current(fullKey, in: staging)
+                    let deletes = current != nil && (expected == nil || expected == current)
+                    if deletes { log.stageDelete(fullKey, in: &staging) }
+                    pending.append(
+                        PendingCompletion(
+                            succeed: { completion(.success(deletes)) }, fail: { completion(.failure($0)) }))
+                case .setMeta, .hint:
+                    preconditionFailure("only object writes go to the object log")
+                }
+            } catch {
+                recordFailure(error)
+                for completion in pending { completion.fail(error) }
+                operation.fail(error)
+                return group[applied...]
+            }
+        }
+        let bytes = staging.bytes
+        do {
+            try log.commit(staging)
+        } catch {
+            recordFailure(error)
+            for completion in pending { completion.fail(error) }
+            return group[applied...]
+        }
+        condition.lock()
+        stats.commits += 1
+        stats.operations += applied - failedAlone
+        stats.largestGroup = max(stats.largestGroup, applied)
+        let recovered = !healthState.isWritable && bytes > 0
+        condition.unlock()
+        if recovered { updateHealth(.ok) }
+        for completion in pending { completion.succeed() }
+        return group[applied...]
+    }
+
+    /// The database's commit group: one SQLite transaction.
+    private func commitDatabaseGroup(_ group: [WriteOperation]) -> ArraySlice<WriteOperation> {
         // setMeta is durable whatever the policy: fsync this group's commit.
         let forceFullSync = sync != .batch && group.contains(where: \.isMeta)
         if forceFullSync { try? writer.execute("PRAGMA synchronous = FULL") }
@@ -606,7 +809,10 @@ final class StoreEngine: @unchecked Sendable {
         // the WAL's index back; the background checkpointer copies it when it is due.
         // Under the periodic policy the last frames may not be fsynced yet: a stop flushes them.
         writer.closeLeavingWAL()
-        if sync != .batch { Self.fsyncFile(atPath: path + "-wal") }
+        if sync != .batch {
+            Self.fsyncFile(atPath: path + "-wal")
+            objectLog?.flush()
+        }
 
         condition.lock()
         state = .closed

@@ -4,11 +4,12 @@ import Testing
 
 @Suite("SQLiteObjectStore")
 struct SQLiteObjectStoreTests {
-    @Test func storedValueReadsBackAndMissingParentFolderIsCreated() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func storedValueReadsBackAndMissingParentFolderIsCreated(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("nested/deeper/store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch)
+        let store = try SQLiteObjectStore(path: path, sync: .batch, backend: backend)
         defer { store.close() }
 
         #expect(try store.get(partition: 3, bucket: "b", key: "k") == nil)
@@ -22,10 +23,11 @@ struct SQLiteObjectStoreTests {
         #expect(FileManager.default.fileExists(atPath: path))
     }
 
-    @Test func transformSeesTheStoredValueAndNilMeansNoChange() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func transformSeesTheStoredValueAndNilMeansNoChange(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
 
         let first = try await store.update(bucket: "b", key: "k", partition: 0) { current in
@@ -45,10 +47,11 @@ struct SQLiteObjectStoreTests {
         #expect(try store.get(partition: 0, bucket: "b", key: "k") == [1, 2])
     }
 
-    @Test func concurrentIncrementsOfOneKeyLoseNone() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func concurrentIncrementsOfOneKeyLoseNone(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -87,19 +90,20 @@ struct SQLiteObjectStoreTests {
         #expect(results.allSatisfy { $0 })
     }
 
-    @Test func dataAndMetaSurviveCloseAndReopen() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func dataAndMetaSurviveCloseAndReopen(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
         do {
-            let store = try SQLiteObjectStore(path: path, sync: .periodic(.seconds(3600)))
+            let store = try SQLiteObjectStore(path: path, sync: .periodic(.seconds(3600)), backend: backend)
             for i in 0..<50 {
                 try await store.put(bucket: "b", key: "k\(i)", partition: i % 5, value: encode(UInt64(i)))
             }
             try store.setMeta(MetaName.nodeID, Array("node-1".utf8))
             store.close()
         }
-        let reopened = try SQLiteObjectStore(path: path, sync: .batch)
+        let reopened = try SQLiteObjectStore(path: path, sync: .batch, backend: backend)
         defer { reopened.close() }
         #expect(try reopened.count() == 50)
         for i in 0..<50 {
@@ -113,12 +117,12 @@ struct SQLiteObjectStoreTests {
 
     /// What `kill -9` leaves behind: the database and its WAL as they are, without a close or a
     /// final checkpoint. Everything acknowledged must be in a copy of them.
-    @Test(arguments: [SyncPolicy.batch, .periodic(.seconds(3600))])
-    func acknowledgedWritesSurviveAnUncleanStop(sync: SyncPolicy) async throws {
+    @Test(arguments: [SyncPolicy.batch, .periodic(.seconds(3600))], ObjectBackend.allCases)
+    func acknowledgedWritesSurviveAnUncleanStop(sync: SyncPolicy, backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("live/store.db")
-        let store = try SQLiteObjectStore(path: path, sync: sync)
+        let store = try SQLiteObjectStore(path: path, sync: sync, backend: backend)
         defer { store.close() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in 0..<8 {
@@ -135,11 +139,11 @@ struct SQLiteObjectStoreTests {
         let copy = dir.path("crashed/store.db")
         try FileManager.default.createDirectory(atPath: dir.path("crashed"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: path, toPath: copy)
-        if FileManager.default.fileExists(atPath: path + "-wal") {
-            try FileManager.default.copyItem(atPath: path + "-wal", toPath: copy + "-wal")
+        for companion in ["-wal", "-objects"] where FileManager.default.fileExists(atPath: path + companion) {
+            try FileManager.default.copyItem(atPath: path + companion, toPath: copy + companion)
         }
 
-        let recovered = try SQLiteObjectStore(path: copy, sync: .batch)
+        let recovered = try SQLiteObjectStore(path: copy, sync: .batch, backend: backend)
         defer { recovered.close() }
         #expect(try recovered.count() == 800)
         for t in 0..<8 {
@@ -224,10 +228,11 @@ struct SQLiteObjectStoreTests {
         }
     }
 
-    @Test func scanReturnsOnePartitionInPagesFollowingTheCursor() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func scanReturnsOnePartitionInPagesFollowingTheCursor(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
         for i in 0..<40 {
             try await store.put(bucket: i % 2 == 0 ? "even" : "odd", key: "k\(i)", partition: i % 4, value: [UInt8(i)])
@@ -265,10 +270,11 @@ struct SQLiteObjectStoreTests {
         #expect(try store.count() == 0)
     }
 
-    @Test func concurrentWritersShareOneCommit() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func concurrentWritersShareOneCommit(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
 
         // Hold the writer inside the first group while 63 writers queue up behind it.
@@ -295,11 +301,12 @@ struct SQLiteObjectStoreTests {
         #expect(stats.largestGroup == 63)
     }
 
-    @Test func commitGroupsAreBoundedInOperations() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func commitGroupsAreBoundedInOperations(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let store = try SQLiteObjectStore(
-            path: dir.path("store.db"), sync: .batch, limits: StoreLimits(maxGroupOperations: 10))
+            path: dir.path("store.db"), sync: .batch, limits: StoreLimits(maxGroupOperations: 10), backend: backend)
         defer { store.close() }
 
         let gate = Gate()
@@ -316,11 +323,12 @@ struct SQLiteObjectStoreTests {
         #expect(store.statistics.largestGroup == 10)
     }
 
-    @Test func commitGroupsAreBoundedInBytes() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func commitGroupsAreBoundedInBytes(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let store = try SQLiteObjectStore(
-            path: dir.path("store.db"), sync: .batch, limits: StoreLimits(maxGroupBytes: 10_000))
+            path: dir.path("store.db"), sync: .batch, limits: StoreLimits(maxGroupBytes: 10_000), backend: backend)
         defer { store.close() }
 
         let gate = Gate()
@@ -338,11 +346,13 @@ struct SQLiteObjectStoreTests {
         #expect(try store.count() == 7)
     }
 
-    @Test func fullQueueRefusesWritesWithoutQueueingThem() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func fullQueueRefusesWritesWithoutQueueingThem(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch, limits: StoreLimits(maxQueuedOperations: 5))
+        let store = try SQLiteObjectStore(
+            path: path, sync: .batch, limits: StoreLimits(maxQueuedOperations: 5), backend: backend)
         defer { store.close() }
 
         let gate = Gate()
@@ -402,11 +412,13 @@ struct SQLiteObjectStoreTests {
         #expect(message.contains(path) && message.contains("nothing of the failed commit was acknowledged"))
     }
 
-    @Test func oversizedObjectFailsAloneAndTheRestOfItsGroupCommits() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func oversizedObjectFailsAloneAndTheRestOfItsGroupCommits(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch, limits: StoreLimits(maxRowBytes: 10_000))
+        let store = try SQLiteObjectStore(
+            path: path, sync: .batch, limits: StoreLimits(maxRowBytes: 10_000), backend: backend)
         defer { store.close() }
 
         let gate = Gate()
@@ -433,10 +445,11 @@ struct SQLiteObjectStoreTests {
         #expect(store.statistics.operations == 3)
     }
 
-    @Test func deleteRemovesTheKeyAndReportsWhetherItExisted() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func deleteRemovesTheKeyAndReportsWhetherItExisted(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
         try await store.put(bucket: "b", key: "k", partition: 2, value: [1])
 
@@ -446,10 +459,11 @@ struct SQLiteObjectStoreTests {
         #expect(try await store.delete(partition: 2, bucket: "b", key: "k") == false)
     }
 
-    @Test func conditionalDeleteRemovesOnlyTheExpectedValue() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func conditionalDeleteRemovesOnlyTheExpectedValue(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
         try await store.put(bucket: "b", key: "k", partition: 2, value: [1, 2])
 
@@ -467,11 +481,12 @@ struct SQLiteObjectStoreTests {
         #expect(try await store.delete(partition: 2, bucket: "b", key: "k") == true)
     }
 
-    @Test func closeFlushesQueuedWritesIsIdempotentAndLaterCallsFail() async throws {
+    @Test(arguments: ObjectBackend.allCases)
+    func closeFlushesQueuedWritesIsIdempotentAndLaterCallsFail(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .periodic(.seconds(3600)))
+        let store = try SQLiteObjectStore(path: path, sync: .periodic(.seconds(3600)), backend: backend)
         let done = Collector<Bool>()
         for i in 0..<200 {
             store.enqueuePut("k\(i)", [1], partition: 0) { done.add((try? $0.get()) != nil) }
@@ -486,7 +501,7 @@ struct SQLiteObjectStoreTests {
         await #expect(throws: StoreError.closed(path: path)) {
             try await store.put(bucket: "b", key: "late", partition: 0, value: [1])
         }
-        let reopened = try SQLiteObjectStore(path: path, sync: .batch)
+        let reopened = try SQLiteObjectStore(path: path, sync: .batch, backend: backend)
         defer { reopened.close() }
         #expect(try reopened.count() == 200)
     }

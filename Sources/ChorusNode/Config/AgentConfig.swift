@@ -1,4 +1,5 @@
 import ChorusCore
+import ChorusStorage
 import Foundation
 
 /// Everything `chorus agent` runs with, after the file, the environment and the
@@ -78,6 +79,10 @@ public struct StoreSettings: Sendable {
     /// Partition count Q: fixed at cluster creation, checked at join.
     public var partitions: Int
     public var sync: Sync
+    /// `store.backend`: where this node keeps its objects. Each node chooses for itself
+    /// (replicas exchange objects, not files); an existing data dir moves from `sqlite`
+    /// to `log` at its next start, not back.
+    public var backend: ObjectBackend
     /// Largest value a client may write (larger: 413).
     public var maxValueBytes: Int
     /// Default client request timeout (a request may ask for another).
@@ -116,7 +121,8 @@ public struct StoreSettings: Sendable {
     public var buckets: BucketTable
 
     public init(
-        partitions: Int = Partitioner.defaultPartitionCount, sync: Sync = .batch, maxValueBytes: Int = 1 << 20,
+        partitions: Int = Partitioner.defaultPartitionCount, sync: Sync = .batch, backend: ObjectBackend = .sqlite,
+        maxValueBytes: Int = 1 << 20,
         requestTimeout: Duration = .seconds(5), replicaTimeout: Duration = .seconds(1),
         readTargets: ReadTargets = .quorum, readSpeculationDelay: Duration = .milliseconds(20),
         hintedHandoff: Bool = true,
@@ -137,6 +143,7 @@ public struct StoreSettings: Sendable {
         self.handoffRate = handoffRate
         self.partitions = partitions
         self.sync = sync
+        self.backend = backend
         self.maxValueBytes = maxValueBytes
         self.requestTimeout = requestTimeout
         self.buckets = buckets

@@ -1,4 +1,5 @@
 import ChorusCore
+import ChorusStorage
 import Foundation
 import TOMLKit
 
@@ -65,6 +66,9 @@ public enum ConfigLoader {
         Setting(key: "store.partitions", kind: .integer, help: "partition count Q, fixed at cluster creation"),
         Setting(key: "store.sync", kind: .string, help: "batch (fsync every commit group) or periodic"),
         Setting(key: "store.sync_interval", kind: .duration, help: "fsync period when sync = periodic"),
+        Setting(
+            key: "store.backend", kind: .string,
+            help: "where objects are kept: sqlite (a B-tree) or log (append-only segments, keys in memory)"),
         Setting(key: "store.max_value_bytes", kind: .integer, help: "largest value a client may write"),
         Setting(key: "store.request_timeout", kind: .duration, help: "default client request timeout"),
         Setting(
@@ -359,6 +363,11 @@ public enum ConfigLoader {
         case "periodic": sync = .periodic(try duration("store.sync_interval", default: .seconds(1)))
         default: throw ConfigError("\(text("store.sync")!.1): store.sync must be \"batch\" or \"periodic\"")
         }
+        let backendText = try string("store.backend", default: ObjectBackend.sqlite.rawValue)
+        guard let backend = ObjectBackend(rawValue: backendText) else {
+            throw ConfigError(
+                "\(text("store.backend")!.1): store.backend must be \"sqlite\" or \"log\", got \"\(backendText)\"")
+        }
         let readTargetsText = try string("store.read_targets", default: "quorum")
         guard let readTargets = StoreSettings.ReadTargets(rawValue: readTargetsText) else {
             throw ConfigError(
@@ -376,6 +385,7 @@ public enum ConfigLoader {
         let store = StoreSettings(
             partitions: try integer("store.partitions", default: Partitioner.defaultPartitionCount, range: 1...65_536),
             sync: sync,
+            backend: backend,
             maxValueBytes: try integer("store.max_value_bytes", default: 1 << 20, range: 1...(64 << 20)),
             requestTimeout: try duration("store.request_timeout", default: .seconds(5)),
             replicaTimeout: try duration("store.replica_timeout", default: .seconds(1)),

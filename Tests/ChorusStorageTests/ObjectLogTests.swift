@@ -1,0 +1,296 @@
+import CSQLite
+import ChorusStorage
+import Foundation
+import Testing
+
+/// The `log` backend's own behaviour: recovery, damage, compaction, migration, its cap. What
+/// it shares with the `sqlite` backend is tested for both in SQLiteObjectStoreTests.
+@Suite("ObjectLog")
+struct ObjectLogTests {
+    func openLog(
+        _ path: String, limits: StoreLimits = StoreLimits(), settings: ObjectLogSettings = ObjectLogSettings()
+    ) throws -> SQLiteObjectStore {
+        try SQLiteObjectStore(path: path, sync: .batch, limits: limits, backend: .log, logSettings: settings)
+    }
+
+    func segments(of path: String) -> [String] {
+        let folder = path + "-objects"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.filter { $0.hasSuffix(".seg") }.sorted().map { folder + "/" + $0 }
+    }
+
+    func append(_ bytes: [UInt8], to file: String) throws {
+        let handle = try #require(FileHandle(forWritingAtPath: file))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(bytes))
+    }
+
+    func overwrite(_ file: String, at offset: UInt64, with bytes: [UInt8]) throws {
+        let handle = try #require(FileHandle(forWritingAtPath: file))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset)
+        try handle.write(contentsOf: Data(bytes))
+    }
+
+    @Test func tornWriteAtTheEndIsCutOffAtOpenAndEverythingBeforeItReads() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        do {
+            let store = try openLog(path)
+            for i in 0..<100 {
+                try await store.put(bucket: "b", key: "k\(i)", partition: i % 7, value: encode(UInt64(i)))
+            }
+            store.close()
+        }
+        // What a crash in the middle of the next commit group's write leaves: a record's start.
+        let active = try #require(segments(of: path).last)
+        try append([0x5A, 0x11, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03], to: active)
+
+        let store = try openLog(path)
+        #expect(store.truncatedAtOpen == 11)
+        #expect(try store.count() == 100)
+        for i in 0..<100 {
+            #expect(decode(try store.get(partition: i % 7, bucket: "b", key: "k\(i)")) == UInt64(i))
+        }
+        try await store.put(bucket: "b", key: "after", partition: 1, value: [7])
+        store.close()
+        let reopened = try openLog(path)
+        defer { reopened.close() }
+        #expect(reopened.truncatedAtOpen == 0)
+        #expect(try reopened.get(partition: 1, bucket: "b", key: "after") == [7])
+        #expect(try reopened.count() == 101)
+    }
+
+    @Test func damageBeforeTheLastCommitGroupStopsTheOpenNamingTheSegment() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        let limits = StoreLimits(maxGroupBytes: 4096, maxRowBytes: 1024)
+        do {
+            let store = try openLog(path, limits: limits, settings: ObjectLogSettings(segmentBytes: 16 << 10))
+            for i in 0..<1200 {
+                try await store.put(bucket: "b", key: "k\(i)", partition: 0, value: [UInt8](repeating: 3, count: 100))
+            }
+            store.close()
+        }
+        let files = segments(of: path)
+        #expect(files.count > 2)
+        // A sealed segment: damage anywhere in it is damage.
+        try overwrite(files[0], at: 300, with: [0xFF, 0xFF, 0xFF])
+        #expect {
+            try openLog(path, limits: limits, settings: ObjectLogSettings(segmentBytes: 16 << 10))
+        } throws: { error in
+            guard case StoreError.corrupt(let reported, let detail) = error else { return false }
+            return reported == files[0] && detail.contains("at byte")
+        }
+    }
+
+    @Test func damageFarFromTheEndOfTheActiveSegmentIsNotMistakenForATornWrite() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        let limits = StoreLimits(maxGroupBytes: 4096, maxRowBytes: 1024)
+        let settings = ObjectLogSettings(compactionStepBytes: 4096)
+        do {
+            let store = try openLog(path, limits: limits, settings: settings)
+            for i in 0..<1500 {
+                try await store.put(bucket: "b", key: "k\(i)", partition: 0, value: [UInt8](repeating: 3, count: 100))
+            }
+            store.close()
+        }
+        let files = segments(of: path)
+        #expect(files.count == 1)
+        #expect(fileSize(files[0]) > 100_000)  // more than the torn-write window (~10 KB here)
+        try overwrite(files[0], at: 20, with: [0xFF])
+        #expect {
+            try openLog(path, limits: limits, settings: settings)
+        } throws: { error in
+            guard case StoreError.corrupt(let reported, _) = error else { return false }
+            return reported == files[0]
+        }
+    }
+
+    @Test func damageFoundByAReadStopsWritesButNotOtherReads() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        let store = try openLog(path)
+        defer { store.close() }
+        try await store.put(bucket: "b", key: "first", partition: 0, value: [UInt8](repeating: 1, count: 50))
+        try await store.put(bucket: "b", key: "second", partition: 0, value: [UInt8](repeating: 2, count: 50))
+        // Flip a byte inside the first record's value, behind the store's back.
+        try overwrite(try #require(segments(of: path).first), at: 40, with: [0xEE])
+
+        #expect(throws: StoreError.self) { _ = try store.get(partition: 0, bucket: "b", key: "first") }
+        #expect(store.health.isWritable == false)
+        #expect(store.health.summary.contains("corrupt"))
+        #expect(try store.get(partition: 0, bucket: "b", key: "second") == [UInt8](repeating: 2, count: 50))
+        await #expect {
+            try await store.put(bucket: "b", key: "third", partition: 0, value: [3])
+        } throws: { error in
+            if case StoreError.corrupt = error { return true }
+            return false
+        }
+    }
+
+    @Test func compactionReclaimsOverwrittenSpaceAndNeverBringsBackADeletedKey() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        let settings = ObjectLogSettings(
+            segmentBytes: 8 << 10, compactionMinimumBytes: 0, compactionStepBytes: 4096)
+        do {
+            let store = try openLog(path, settings: settings)
+            for round in 0..<30 {
+                for i in 0..<40 {
+                    try await store.put(
+                        bucket: "b", key: "k\(i)", partition: i % 3, value: encode(UInt64(round * 100 + i)))
+                }
+                if round == 5 {
+                    for i in 0..<10 { try await store.delete(partition: i % 3, bucket: "b", key: "k\(i)") }
+                }
+                if round == 6 {
+                    // Written again after the delete: must keep the new value.
+                    for i in 0..<5 {
+                        try await store.put(bucket: "b", key: "k\(i)", partition: i % 3, value: encode(UInt64(7)))
+                    }
+                }
+            }
+            for i in 0..<10 { try await store.delete(partition: i % 3, bucket: "b", key: "k\(i)") }
+            // Compaction runs between commit groups and while idle; wait (bounded) for it.
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                let stats = try #require(store.logStatistics)
+                if stats.compactedSegments > 0 && stats.bytes - stats.liveBytes <= max(stats.liveBytes, 8 << 10) {
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let stats = try #require(store.logStatistics)
+            #expect(stats.compactedSegments > 0)
+            #expect(stats.bytes < 40 * 30 * 40 / 2)  // far below everything ever written
+            #expect(try store.count() == 30)
+            store.close()
+        }
+        let reopened = try openLog(path, settings: settings)
+        defer { reopened.close() }
+        #expect(try reopened.count() == 30)
+        for i in 0..<40 {
+            let value = try reopened.get(partition: i % 3, bucket: "b", key: "k\(i)")
+            if i < 10 {
+                #expect(value == nil, "k\(i) was deleted")
+            } else {
+                #expect(decode(value) == UInt64(2900 + i))
+            }
+        }
+        #expect(segments(of: path).count < 40 * 30 * 40 / (8 << 10))
+    }
+
+    @Test func objectsOfASQLiteDataDirMoveIntoTheLogAndTheDirCannotGoBack() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        do {
+            let store = try SQLiteObjectStore(path: path, sync: .batch, backend: .sqlite)
+            for i in 0..<30 {
+                try await store.put(bucket: "b", key: "k\(i)", partition: i % 4, value: encode(UInt64(i)))
+            }
+            try store.setMeta(MetaName.nodeID, Array("n1".utf8))
+            store.close()
+        }
+        do {
+            let store = try openLog(path)
+            #expect(store.backend == .log)
+            #expect(try store.count() == 30)
+            for i in 0..<30 {
+                #expect(decode(try store.get(partition: i % 4, bucket: "b", key: "k\(i)")) == UInt64(i))
+            }
+            #expect(try store.scan(partition: 1).count == 8)
+            #expect(try store.meta(MetaName.nodeID) == Array("n1".utf8))
+            store.close()
+        }
+        // The rows were moved, not copied.
+        try checkpointIntoDatabaseFile(path: path)
+        #expect(rawValue(path: path, bucket: "b", key: "k1") == nil)
+        #expect {
+            try SQLiteObjectStore(path: path, sync: .batch, backend: .sqlite)
+        } throws: { error in
+            guard case StoreError.cannotOpen(_, let detail) = error else { return false }
+            return detail.contains("store.backend = \"log\"")
+        }
+    }
+
+    @Test func cappedLogRefusesWritesAsDiskFullAndKeepsServingReads() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        let store = try openLog(path, settings: ObjectLogSettings(maxBytes: 4000))
+        defer { store.close() }
+        var stored = 0
+        var failure: StoreError? = nil
+        for i in 0..<100 {
+            do {
+                try await store.put(bucket: "b", key: "k\(i)", partition: 0, value: [UInt8](repeating: 1, count: 100))
+                stored += 1
+            } catch {
+                failure = error
+                break
+            }
+        }
+        #expect(stored > 10 && stored < 100)
+        guard case .diskFull? = failure else {
+            Issue.record("expected diskFull, got \(String(describing: failure))")
+            return
+        }
+        #expect(store.health.isWritable == false)
+        for i in 0..<stored {
+            #expect(try store.get(partition: 0, bucket: "b", key: "k\(i)") == [UInt8](repeating: 1, count: 100))
+        }
+        #expect(try store.count() == stored)
+    }
+
+    @Test func acknowledgedValueIsVisibleToReadsWhenTheCompletionFires() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let store = try openLog(dir.path("store.db"))
+        defer { store.close() }
+        let seen = Collector<Bool>()
+        for i in 0..<100 {
+            store.enqueuePut("k\(i)", encode(UInt64(i)), partition: i % 4) { result in
+                guard case .success(let value) = result else { return seen.add(false) }
+                seen.add((try? store.get(partition: i % 4, bucket: "b", key: "k\(i)")) == value)
+            }
+        }
+        let results = await seen.wait(for: 100)
+        #expect(results.count == 100 && results.allSatisfy { $0 })
+    }
+
+    /// Anti-entropy pages through partitions by `(bucket, key)`; both backends must order them
+    /// alike (SQLite's BINARY collation: UTF-8 bytes).
+    @Test func bothBackendsScanKeysInTheSameOrder() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let keys = ["b", "B", "a", "é", "z", "Z", "aa", "a b", "10", "9", "ß", "A"]
+        var orders: [[String]] = []
+        for backend in ObjectBackend.allCases {
+            let store = try SQLiteObjectStore(path: dir.path("\(backend).db"), sync: .batch, backend: backend)
+            for (i, key) in keys.enumerated() {
+                try await store.put(bucket: i % 2 == 0 ? "x" : "X", key: key, partition: 0, value: [1])
+            }
+            var order: [String] = []
+            var cursor: ObjectKey? = nil
+            while true {
+                let page = try store.scan(partition: 0, after: cursor, limit: 5)
+                guard let last = page.last else { break }
+                order += page.map { "\($0.bucket)/\($0.key)" }
+                cursor = last.objectKey
+            }
+            orders.append(order)
+            store.close()
+        }
+        #expect(orders[0].count == keys.count)
+        #expect(orders[0] == orders[1])
+    }
+}
