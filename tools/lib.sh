@@ -25,21 +25,23 @@ as_root() {
 }
 
 # Make sure the system packages the build needs are present. A fresh Debian with
-# only the Swift toolchain lacks libsodium-dev (the CSodium system library) and
-# libsqlite3-dev (CSQLite).
+# only the Swift toolchain lacks libsodium-dev (the CSodium system library),
+# libsqlite3-dev (CSQLite) and libjemalloc-dev (CJemalloc, the agent's allocator).
 ensure_deps() {
     local -a missing=()
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     pkg-config --exists libsodium 2>/dev/null || missing+=(libsodium-dev)
     pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
+    pkg-config --exists jemalloc 2>/dev/null || missing+=(libjemalloc-dev)
     ((${#missing[@]} == 0)) && return 0
     command -v apt-get >/dev/null 2>&1 \
-        || die "${missing[*]} missing and apt-get is not available; install libsodium, sqlite3 (dev) and pkg-config by hand"
+        || die "${missing[*]} missing and apt-get is not available; install libsodium, sqlite3, jemalloc (dev) and pkg-config by hand"
     log "==> installing ${missing[*]} (apt-get)"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
     pkg-config --exists libsodium || die "libsodium still not found by pkg-config after installing it"
     pkg-config --exists sqlite3 || die "sqlite3 still not found by pkg-config after installing libsqlite3-dev"
+    pkg-config --exists jemalloc || die "jemalloc still not found by pkg-config after installing libjemalloc-dev"
 }
 
 # Build configuration: debug unless CHORUS_BUILD_CONFIG=release.

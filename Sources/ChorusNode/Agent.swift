@@ -10,7 +10,10 @@ import NIOPosix
 public enum Agent {
     /// - Parameter reload: reads the configuration again (for SIGHUP); nil when
     ///   there is nothing to reload from.
-    public static func run(config: AgentConfig, reload: (@Sendable () throws -> AgentConfig)? = nil) -> Int32 {
+    /// - Parameter allocator: what serves malloc in this process (logged at start).
+    public static func run(
+        config: AgentConfig, allocator: String = "system malloc", reload: (@Sendable () throws -> AgentConfig)? = nil
+    ) -> Int32 {
         // SIGTERM and SIGINT are blocked in every thread (threads inherit the mask,
         // so before any starts) and taken by one thread with sigwait: a signal
         // that arrives at any moment, even during start-up, is delivered then,
@@ -61,7 +64,9 @@ public enum Agent {
             }
             logger.info(
                 "storage opened",
-                metadata: ["backend": "\(config.store.backend)", "sync": "\(config.store.sync)"])
+                metadata: [
+                    "backend": "\(config.store.backend)", "sync": "\(config.store.sync)", "allocator": "\(allocator)",
+                ])
             service = try MembershipService(
                 config: config, stateStore: stateStore, group: group, loop: membershipGroup.next(), logger: logger,
                 onExit: exit)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CJemalloc
 import ChorusNode
 import Foundation
 
@@ -49,8 +50,9 @@ struct AgentCommand: ParsableCommand {
         }
         let file = config ?? environment["CHORUS_CONFIG"]
         let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "chorus"
+        let allocator = chorus_jemalloc_version().map { "jemalloc " + String(cString: $0) } ?? "system malloc"
         let status = Agent.run(
-            config: loaded,
+            config: loaded, allocator: allocator,
             reload: { try ConfigLoader.load(file: file, environment: environment, flags: flags, hostName: hostName) })
         if status != 0 { throw ExitCode(status) }
     }
