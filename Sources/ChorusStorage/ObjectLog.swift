@@ -12,10 +12,16 @@ import Foundation
 /// one appended to. A record:
 ///
 ///     u32 CRC-32C of everything after these 8 bytes, u32 length of everything after them,
-///     u8 kind (1 put, 2 delete), u32 partition, u32 bucket length, u32 key length,
-///     bucket bytes, key bytes, value bytes (puts)
+///     u8 kind (1 put, 2 delete, 3 commit), u32 partition, u32 bucket length, u32 key length,
+///     bucket bytes, key bytes, value bytes (puts; a commit record's: u32 bytes of its commit)
 ///
-/// all little-endian. Opening replays every segment in order. A record that fails its check in
+/// Every commit (a group's one write) starts with a commit record that states the commit's
+/// length, so replay knows where each commit ends and applies a commit whole or not at all.
+/// all little-endian. The active segment is zero-filled ahead of its end (`preallocationBytes`
+/// at a time), so a commit overwrites zeros inside the file: its `fdatasync` flushes the data
+/// alone, where an append that grows the file also had to write the inode back first. Eight
+/// zero bytes where a record would start end a segment's data (what follows must be zeros).
+/// Opening replays every segment in order. A record that fails its check in
 /// the active segment's last commit window is a write cut short by a crash: the segment is
 /// truncated there (nothing in it was acknowledged). Anywhere else it is damage, and opening
 /// fails with `StoreError.corrupt` naming the file and offset: the agent stops rather than
@@ -91,8 +97,10 @@ final class ObjectLog: @unchecked Sendable {
     static func holdsObjects(folder: String) -> Bool {
         guard let ids = try? segmentIDs(in: folder) else { return false }
         return ids.contains { id in
-            let path = LogSegment.path(folder: folder, id: id)
-            return ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) > 0
+            guard let segment = try? LogSegment(folder: folder, id: id, create: false) else { return false }
+            var header = [UInt8](repeating: 0, count: LogRecord.headerBytes)
+            let got = header.withUnsafeMutableBytes { pread(segment.fd, $0.baseAddress, $0.count, 0) }
+            return got > 0 && header.contains { $0 != 0 }
         }
     }
 
@@ -112,36 +120,76 @@ final class ObjectLog: @unchecked Sendable {
     // MARK: Replay
 
     private func replay(_ segment: LogSegment, isLast: Bool) throws(StoreError) {
-        let size = segment.size
+        let size = segment.allocated
         var offset = 0
         var reader = SegmentReader(segment: segment, chunkBytes: 1 << 20)
+        // The commit being read: where it started and ends, and its records (applied once
+        // the whole commit has checked out).
+        var commitStart = 0
+        var commitEnd = 0
+        var pending: [(record: LogRecord, offset: Int, length: Int)] = []
+        var failure: String? = nil
         while offset < size {
-            switch reader.record(at: offset, fileSize: size) {
-            case .record(let record, let length):
-                apply(record, segment: segment, offset: offset, length: length)
-                offset += length
-            case .bad(let reason):
-                // One commit group is one write: a crash can cut only the last one short, and
-                // nothing of it was acknowledged. Damage anywhere else stops the open.
-                let torn = isLast && size - offset <= tornTailBytes
-                guard torn else {
-                    throw .corrupt(path: segment.path, detail: "\(reason) at byte \(offset) of \(size)")
+            if offset == commitEnd && reader.isZero(from: offset, count: LogRecord.headerBytes, fileSize: size) {
+                // The end of the data, if only zeros follow (the preallocated rest).
+                guard let nonZero = reader.lastNonZeroByte(fileSize: size), nonZero >= offset else { break }
+            }
+            guard case .record(let record, let length) = reader.record(at: offset, fileSize: size) else {
+                if case .bad(let reason) = reader.record(at: offset, fileSize: size) { failure = reason }
+                break
+            }
+            if offset == commitEnd {
+                guard record.kind == .commit, offset + record.commitBytes <= size else {
+                    failure = "a commit does not start with its commit record"
+                    break
                 }
-                guard ftruncate(segment.fd, off_t(offset)) == 0 else {
-                    throw .cannotOpen(path: segment.path, detail: "cannot cut off a torn write: \(errnoText())")
+                commitStart = offset
+                commitEnd = offset + record.commitBytes
+                totalBytes += length
+            } else {
+                guard record.kind != .commit, offset + length <= commitEnd else {
+                    failure = "a record crosses the end of its commit"
+                    break
                 }
-                truncatedAtOpen += size - offset
-                segment.size = offset
-                return
+                pending.append((record, offset, length))
+            }
+            offset += length
+            if offset == commitEnd {
+                for entry in pending {
+                    apply(entry.record, segment: segment, offset: entry.offset, length: entry.length)
+                }
+                pending.removeAll(keepingCapacity: true)
             }
         }
+        if failure == nil && offset == commitEnd {
+            segment.size = offset
+            return
+        }
+        // A commit that did not check out whole. One commit is one write: a crash can cut only
+        // the last one short, and nothing of it was acknowledged. So it is a torn write when
+        // nothing was written past the end its commit record states (when that record itself
+        // is the bad one: past one largest commit); damage otherwise.
+        let atBoundary = offset == commitEnd
+        if atBoundary { commitStart = offset }
+        let stop = atBoundary ? offset + tornTailBytes : commitEnd
+        let lastWritten = reader.lastNonZeroByte(fileSize: size) ?? commitStart
+        guard isLast && lastWritten < stop else {
+            let reason = failure ?? "commit cut short"
+            throw .corrupt(path: segment.path, detail: "\(reason) at byte \(offset) of \(size)")
+        }
+        guard ftruncate(segment.fd, off_t(commitStart)) == 0 else {
+            throw .cannotOpen(path: segment.path, detail: "cannot cut off a torn write: \(errnoText())")
+        }
+        if !atBoundary { totalBytes -= LogRecord.commitRecordBytes }
+        truncatedAtOpen += max(0, lastWritten + 1 - commitStart)
+        segment.allocated = commitStart
+        segment.size = commitStart
     }
 
     /// Applies a replayed (or committed) record to the key directory. Caller holds `lock`, or is `init`.
     private func apply(_ record: LogRecord, segment: LogSegment, offset: Int, length: Int) {
         let key = ObjectKey(bucket: record.bucket, key: record.key)
         totalBytes += length
-        segment.size = max(segment.size, offset + length)
         let previous: Entry?
         if record.isDelete {
             previous = directory[record.partition]?.removeValue(forKey: key)
@@ -225,7 +273,8 @@ final class ObjectLog: @unchecked Sendable {
 
     /// The records of one commit group, before they are written.
     struct Staging {
-        fileprivate var buffer: [UInt8] = []
+        /// Starts with room for the commit record, written by `commit`.
+        fileprivate var buffer = [UInt8](repeating: 0, count: LogRecord.commitRecordBytes)
         fileprivate var records: [(key: FullKey, isDelete: Bool, start: Int, length: Int)] = []
         /// What the group wrote so far, so a later operation of the group on the same key sees it.
         fileprivate var overlay: [FullKey: [UInt8]?] = [:]
@@ -243,7 +292,7 @@ final class ObjectLog: @unchecked Sendable {
     func stagePut(_ key: FullKey, value: [UInt8], in staging: inout Staging) {
         let start = staging.buffer.count
         LogRecord.encode(
-            isDelete: false, partition: key.partition, bucket: key.objectKey.bucket, key: key.objectKey.key,
+            kind: .put, partition: key.partition, bucket: key.objectKey.bucket, key: key.objectKey.key,
             value: value, into: &staging.buffer)
         staging.records.append((key, false, start, staging.buffer.count - start))
         staging.overlay[key] = .some(value)
@@ -252,7 +301,7 @@ final class ObjectLog: @unchecked Sendable {
     func stageDelete(_ key: FullKey, in staging: inout Staging) {
         let start = staging.buffer.count
         LogRecord.encode(
-            isDelete: true, partition: key.partition, bucket: key.objectKey.bucket, key: key.objectKey.key,
+            kind: .delete, partition: key.partition, bucket: key.objectKey.bucket, key: key.objectKey.key,
             value: [], into: &staging.buffer)
         staging.records.append((key, true, start, staging.buffer.count - start))
         staging.overlay[key] = .some(nil)
@@ -264,6 +313,14 @@ final class ObjectLog: @unchecked Sendable {
     /// Compaction's copies pass `enforcingCap: false`: they are how space comes back.
     func commit(_ staging: Staging, enforcingCap: Bool = true) throws(StoreError) {
         guard !staging.isEmpty else { return }
+        var staging = staging
+        var header: [UInt8] = []
+        let length = UInt32(staging.buffer.count)
+        LogRecord.encode(
+            kind: .commit, partition: 0, bucket: "", key: "",
+            value: [UInt8(length & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length >> 16 & 0xFF), UInt8(length >> 24)],
+            into: &header)
+        staging.buffer.replaceSubrange(0..<header.count, with: header)
         if enforcingCap, let cap = settings.maxBytes, totalBytes + staging.bytes > cap {
             throw .diskFull(
                 path: folder, detail: "the object log would exceed its cap of \(cap) bytes (store limit)")
@@ -273,19 +330,25 @@ final class ObjectLog: @unchecked Sendable {
             segment = try startSegment()
         }
         let base = segment.size
+        if base + staging.bytes > segment.allocated {
+            try preallocate(segment, through: base + staging.bytes)
+        }
         try write(staging.buffer, to: segment, at: base)
         if sync == .batch {
             guard fdatasync(segment.fd) == 0 else {
                 let detail = errnoText()
-                _ = ftruncate(segment.fd, off_t(base))
+                cutBack(segment, to: base)
                 throw .io(path: segment.path, detail: "fdatasync failed: \(detail)")
             }
         }
         lock.lock()
+        segment.size = base + staging.bytes
+        totalBytes += LogRecord.commitRecordBytes
         for record in staging.records {
             apply(
                 LogRecord(
-                    isDelete: record.isDelete, partition: record.key.partition, bucket: record.key.objectKey.bucket,
+                    kind: record.isDelete ? .delete : .put, partition: record.key.partition,
+                    bucket: record.key.objectKey.bucket,
                     key: record.key.objectKey.key, value: []),
                 segment: segment, offset: base + record.start, length: record.length)
         }
@@ -302,7 +365,7 @@ final class ObjectLog: @unchecked Sendable {
             guard count > 0 else {
                 let code = count < 0 ? errno : ENOSPC
                 let detail = count < 0 ? errnoText() : "short write"
-                _ = ftruncate(segment.fd, off_t(base))
+                cutBack(segment, to: base)
                 if code == ENOSPC || code == EDQUOT {
                     throw .diskFull(path: segment.path, detail: detail)
                 }
@@ -312,9 +375,36 @@ final class ObjectLog: @unchecked Sendable {
         }
     }
 
-    /// Seals the active segment (fsyncing it under the periodic policy) and starts the next.
+    /// Zero-fills the active segment past `end`, `preallocationBytes` at a time (not beyond the
+    /// segment size unless one commit needs it).
+    /// On a disk too full for the whole step it zero-fills only what the commit needs.
+    private func preallocate(_ segment: LogSegment, through end: Int) throws(StoreError) {
+        let start = segment.allocated
+        let target = max(end, min(settings.segmentBytes, start + settings.preallocationBytes))
+        do throws(StoreError) {
+            try write([UInt8](repeating: 0, count: target - start), to: segment, at: start)
+        } catch .diskFull(let path, let detail) {
+            guard target > end else { throw .diskFull(path: path, detail: detail) }
+            try write([UInt8](repeating: 0, count: end - start), to: segment, at: start)
+            segment.allocated = end
+            return
+        } catch {
+            throw error
+        }
+        segment.allocated = target
+    }
+
+    /// After a failed write: the file ends at `offset` again (the next commit zero-fills anew).
+    private func cutBack(_ segment: LogSegment, to offset: Int) {
+        _ = ftruncate(segment.fd, off_t(offset))
+        segment.allocated = offset
+    }
+
+    /// Seals the active segment (its zero tail cut off; fsynced under the periodic policy) and
+    /// starts the next.
     private func startSegment() throws(StoreError) -> LogSegment {
         let sealed = segments[segments.count - 1]
+        if ftruncate(sealed.fd, off_t(sealed.size)) == 0 { sealed.allocated = sealed.size }
         if sync != .batch { _ = fdatasync(sealed.fd) }
         let next = try LogSegment(folder: folder, id: sealed.id + 1, create: true)
         try Self.syncFolder(folder)
@@ -360,7 +450,7 @@ final class ObjectLog: @unchecked Sendable {
         while offset < oldest.size && offset - start < settings.compactionStepBytes {
             switch reader.record(at: offset, fileSize: oldest.size) {
             case .record(let record, let length):
-                if !record.isDelete {
+                if record.kind == .put {
                     let key = FullKey(
                         partition: record.partition, objectKey: ObjectKey(bucket: record.bucket, key: record.key))
                     lock.lock()
@@ -415,11 +505,14 @@ public struct ObjectLogSettings: Sendable, Equatable {
     public var compactionStepBytes: Int
     /// Cap on the log's size; past it writes fail with `StoreError.diskFull`, as on a full disk.
     public var maxBytes: Int?
+    /// Zeros written ahead of the active segment's data at a time.
+    public var preallocationBytes: Int
 
     public init(
         segmentBytes: Int = 64 << 20, compactionMinimumBytes: Int = 64 << 20, compactionStepBytes: Int = 1 << 20,
-        maxBytes: Int? = nil
+        maxBytes: Int? = nil, preallocationBytes: Int = 2 << 20
     ) {
+        self.preallocationBytes = max(0, preallocationBytes)
         self.segmentBytes = max(4096, segmentBytes)
         self.compactionMinimumBytes = max(0, compactionMinimumBytes)
         self.compactionStepBytes = max(4096, compactionStepBytes)
@@ -442,8 +535,10 @@ final class LogSegment: @unchecked Sendable {
     let id: UInt64
     let path: String
     let fd: Int32
-    /// Bytes in the file (writer thread; under the log's lock for others).
+    /// Bytes of records: where the next one goes (writer thread; under the log's lock for others).
     var size: Int
+    /// Bytes in the file: `size` plus the zeros written ahead of it.
+    var allocated: Int
     /// Bytes of records the key directory points at.
     var liveBytes = 0
 
@@ -464,7 +559,8 @@ final class LogSegment: @unchecked Sendable {
             _ = Glibc.close(fd)
             throw .cannotOpen(path: path, detail: detail)
         }
-        size = Int(info.st_size)
+        allocated = Int(info.st_size)
+        size = create ? 0 : allocated  // replay finds where the records of an existing one end
     }
 
     deinit { _ = Glibc.close(fd) }
@@ -472,7 +568,15 @@ final class LogSegment: @unchecked Sendable {
 
 /// A decoded record. Replay and publication do not need the value: it is empty there.
 struct LogRecord {
-    var isDelete: Bool
+    enum Kind: UInt8 {
+        case put = 1
+        case delete = 2
+        /// Starts a commit; its value is the commit's length in bytes (u32).
+        case commit = 3
+    }
+
+    var kind: Kind
+    var isDelete: Bool { kind == .delete }
     var partition: Int
     var bucket: String
     var key: String
@@ -488,8 +592,11 @@ struct LogRecord {
         case bad(String)
     }
 
+    /// Bytes of a commit record.
+    static let commitRecordBytes = headerBytes + fixedBodyBytes + 4
+
     static func encode(
-        isDelete: Bool, partition: Int, bucket: String, key: String, value: [UInt8], into buffer: inout [UInt8]
+        kind: Kind, partition: Int, bucket: String, key: String, value: [UInt8], into buffer: inout [UInt8]
     ) {
         let start = buffer.count
         let bucketBytes = bucket.utf8.count
@@ -497,7 +604,7 @@ struct LogRecord {
         let body = fixedBodyBytes + bucketBytes + keyBytes + value.count
         appendUInt32(0, to: &buffer)
         appendUInt32(UInt32(body), to: &buffer)
-        buffer.append(isDelete ? 2 : 1)
+        buffer.append(kind.rawValue)
         appendUInt32(UInt32(truncatingIfNeeded: partition), to: &buffer)
         appendUInt32(UInt32(bucketBytes), to: &buffer)
         appendUInt32(UInt32(keyBytes), to: &buffer)
@@ -532,8 +639,7 @@ struct LogRecord {
         guard CRC32C.checksum(bytes[bodyRange]) == readUInt32(bytes, at: s) else {
             return .bad("record checksum mismatch")
         }
-        let kind = bytes[s + 8]
-        guard kind == 1 || kind == 2 else { return .bad("unknown record kind \(kind)") }
+        guard let kind = Kind(rawValue: bytes[s + 8]) else { return .bad("unknown record kind \(bytes[s + 8])") }
         let partition = Int(readUInt32(bytes, at: s + 9))
         let bucketBytes = Int(readUInt32(bytes, at: s + 13))
         let keyBytes = Int(readUInt32(bytes, at: s + 17))
@@ -544,11 +650,20 @@ struct LogRecord {
         let keyStart = bucketStart + bucketBytes
         let valueStart = keyStart + keyBytes
         let record = LogRecord(
-            isDelete: kind == 2, partition: partition,
+            kind: kind, partition: partition,
             bucket: String(decoding: bytes[bucketStart..<keyStart], as: UTF8.self),
             key: String(decoding: bytes[keyStart..<valueStart], as: UTF8.self),
             value: Array(bytes[valueStart..<(s + length)]))
+        if kind == .commit && (record.value.count != 4 || record.commitBytes < commitRecordBytes) {
+            return .bad("malformed commit record")
+        }
         return .record(record, length: length)
+    }
+
+    /// A commit record's stated commit length.
+    var commitBytes: Int {
+        guard value.count == 4 else { return 0 }
+        return Int(value[0]) | Int(value[1]) << 8 | Int(value[2]) << 16 | Int(value[3]) << 24
     }
 
     private static func readUInt32(_ bytes: ArraySlice<UInt8>, at index: Int) -> UInt32 {
@@ -581,6 +696,26 @@ struct SegmentReader {
         }
         let from = offset - bufferStart
         return buffer[from..<min(buffer.count, from + (end - offset))]
+    }
+
+    mutating func isZero(from offset: Int, count: Int, fileSize: Int) -> Bool {
+        let bytes = bytes(at: offset, count: count, fileSize: fileSize)
+        return bytes.count == min(count, fileSize - offset) && bytes.allSatisfy { $0 == 0 }
+    }
+
+    /// The offset of the file's last non-zero byte (nil: all zeros), reading back from its end.
+    func lastNonZeroByte(fileSize: Int) -> Int? {
+        var end = fileSize
+        var chunk = [UInt8](repeating: 0, count: 256 << 10)
+        while end > 0 {
+            let start = max(0, end - chunk.count)
+            let length = end - start
+            let got = chunk.withUnsafeMutableBytes { pread(segment.fd, $0.baseAddress, length, off_t(start)) }
+            guard got == length else { return end - 1 }  // unreadable: assume data
+            if let index = chunk[0..<length].lastIndex(where: { $0 != 0 }) { return start + index }
+            end = start
+        }
+        return nil
     }
 
     mutating func record(at offset: Int, fileSize: Int) -> LogRecord.Decoded {

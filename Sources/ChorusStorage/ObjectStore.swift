@@ -293,18 +293,19 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "(application_id \(hex(applicationID)), expected \(hex(chorusApplicationID))); "
                 + "check the data dir setting, or remove the data dir if it is a stale leftover"
         case .corrupt(let path, let detail):
-            return "stopping: the database \(path) is corrupt (SQLite: \(detail)); \(remedy)"
+            return "stopping: \(Self.file(path)) \(path) is corrupt (\(Self.origin(path))\(detail)); \(remedy)"
         case .schemaTooNew(let path, let found, let supported):
             return "stopping: the database \(path) has storage schema version \(found), this chorus "
                 + "knows versions up to \(supported); run a newer chorus, or \(remedy)"
         case .diskFull(let path, let detail):
-            return "write failed: disk full for \(path) (SQLite: \(detail)); nothing of the failed commit "
+            return "write failed: disk full for \(path) (\(Self.origin(path))\(detail)); nothing of the failed commit "
                 + "was acknowledged; free space on the data volume"
         case .io(let path, let detail):
-            return "write failed: I/O error on \(path) (SQLite: \(detail)); nothing of the failed commit "
+            return "write failed: I/O error on \(path) (\(Self.origin(path))\(detail)); nothing of the failed commit "
                 + "was acknowledged; check the disk"
         case .tooLarge(let path, let detail):
-            return "write refused: the object is too large for \(path) (SQLite: \(detail)); it was not stored"
+            return
+                "write refused: the object is too large for \(path) (\(Self.origin(path))\(detail)); it was not stored"
         case .sqlite(let path, let code, let detail):
             return "storage error on \(path): SQLite error \(code): \(detail)"
         case .hintsFull(let path, let limit):
@@ -316,6 +317,16 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the store \(path) is closed"
         }
     }
+}
+
+extension StoreError {
+    /// Whether `path` is the `log` backend's (a segment or its folder) rather than the database's.
+    static func isObjectLog(_ path: String) -> Bool { path.hasSuffix(".seg") || path.hasSuffix("-objects") }
+
+    static func file(_ path: String) -> String { isObjectLog(path) ? "the object log segment" : "the database" }
+
+    /// Who reported the detail: SQLite, or (for the log backend) the file system or the log's checks.
+    static func origin(_ path: String) -> String { isObjectLog(path) ? "" : "SQLite: " }
 }
 
 private func hex(_ value: Int32) -> String {

@@ -587,7 +587,7 @@ final class StoreEngine: @unchecked Sendable {
                     let size = value.count + bucket.utf8.count + key.utf8.count
                     if let maxRecord, size > maxRecord {
                         let error = StoreError.tooLarge(
-                            path: path, detail: "\(size) bytes, more than the limit of \(maxRecord)")
+                            path: log.folder, detail: "\(size) bytes, more than the limit of \(maxRecord)")
                         pending.append(
                             PendingCompletion(succeed: { operation.fail(error) }, fail: { operation.fail($0) }))
                         failedAlone += 1

@@ -20,7 +20,9 @@ struct DiskFaultProcessTests {
     @Test(arguments: Damage.allCases)
     func damagedDatabaseStopsTheAgentAtStartNamingTheFile(_ damage: Damage) async throws {
         try await AgentCluster.run(subnet: 60, label: "damaged-db-\(damage)") { cluster in
-            let agent = try cluster.start(name: "node1", hostIndex: 1, join: [])
+            // The objects in the database (the sqlite backend), so that the damage hits them.
+            let agent = try cluster.start(
+                name: "node1", hostIndex: 1, join: [], extraArguments: ["--backend", "sqlite"])
             try await cluster.waitUntil("node1 serves", deadline: .seconds(30)) { () async throws -> Bool in
                 (try? await cluster.members(of: agent))?.isEmpty == false
             }
@@ -58,6 +60,38 @@ struct DiskFaultProcessTests {
             let tail = agent.logTail(lines: 20)
             #expect(tail.contains("cannot start: stopping:"), "log: \(tail)")
             #expect(tail.contains(database.path), "the message names the file: \(tail)")
+            #expect(tail.contains("restore from a replica or remove the data dir"), "log: \(tail)")
+        }
+    }
+
+    /// The log backend (the default): damage in a segment stops the agent naming the segment.
+    @Test func damagedObjectLogSegmentStopsTheAgentAtStartNamingTheFile() async throws {
+        try await AgentCluster.run(subnet: 60, label: "damaged-log") { cluster in
+            let agent = try cluster.start(name: "node1", hostIndex: 1, join: [])
+            try await cluster.waitUntil("node1 serves", deadline: .seconds(30)) { () async throws -> Bool in
+                (try? await cluster.members(of: agent))?.isEmpty == false
+            }
+            let value = String(repeating: "v", count: 2000)
+            for index in 0..<150 {
+                let put = try await agent.kvPut("key-\(index)", value, w: "1")
+                try #require(put.status == 204, "put key-\(index): \(put)")
+            }
+            cluster.terminate(agent)
+            _ = try await cluster.waitForExit(agent)
+
+            let segment = agent.dataDir.appendingPathComponent("chorus.db-objects/0000000001.seg")
+            let handle = try FileHandle(forUpdatingAtPath: segment.path).unwrapped("open \(segment.path)")
+            // A quarter in: far from the last commit group, so not mistaken for a torn write.
+            try handle.seek(toOffset: UInt64(150 * 2000 / 4))
+            try handle.write(contentsOf: Data((0..<512).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }))
+            try handle.close()
+
+            try cluster.restart(agent)
+            let exit = try await cluster.waitForExit(agent)
+            #expect(exit.reason == .exit && exit.status == 1, "agent should exit with status 1, got \(exit)")
+            let tail = agent.logTail(lines: 20)
+            #expect(tail.contains("cannot start: stopping:"), "log: \(tail)")
+            #expect(tail.contains(segment.path) && tail.contains("corrupt"), "the message names the file: \(tail)")
             #expect(tail.contains("restore from a replica or remove the data dir"), "log: \(tail)")
         }
     }

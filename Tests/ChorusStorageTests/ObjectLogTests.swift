@@ -19,13 +19,6 @@ struct ObjectLogTests {
         return names.filter { $0.hasSuffix(".seg") }.sorted().map { folder + "/" + $0 }
     }
 
-    func append(_ bytes: [UInt8], to file: String) throws {
-        let handle = try #require(FileHandle(forWritingAtPath: file))
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(bytes))
-    }
-
     func overwrite(_ file: String, at offset: UInt64, with bytes: [UInt8]) throws {
         let handle = try #require(FileHandle(forWritingAtPath: file))
         defer { try? handle.close() }
@@ -40,19 +33,25 @@ struct ObjectLogTests {
         do {
             let store = try openLog(path)
             for i in 0..<100 {
-                try await store.put(bucket: "b", key: "k\(i)", partition: i % 7, value: encode(UInt64(i)))
+                // Values end in a non-zero byte: the test finds the end of the data by it.
+                try await store.put(bucket: "b", key: "k\(i)", partition: i % 7, value: [UInt8(i), 0xAB])
             }
             store.close()
         }
-        // What a crash in the middle of the next commit group's write leaves: a record's start.
+        // What a crash in the middle of the next commit group's write leaves: a record's start,
+        // where the data ends and the zeros written ahead of it begin.
         let active = try #require(segments(of: path).last)
-        try append([0x5A, 0x11, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03], to: active)
+        let contents = [UInt8](try Data(contentsOf: URL(fileURLWithPath: active)))
+        let dataEnd = try #require(contents.lastIndex { $0 != 0 }) + 1
+        #expect(contents.count > dataEnd)  // preallocated
+        try overwrite(
+            active, at: UInt64(dataEnd), with: [0x5A, 0x11, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03])
 
         let store = try openLog(path)
         #expect(store.truncatedAtOpen == 11)
         #expect(try store.count() == 100)
         for i in 0..<100 {
-            #expect(decode(try store.get(partition: i % 7, bucket: "b", key: "k\(i)")) == UInt64(i))
+            #expect(try store.get(partition: i % 7, bucket: "b", key: "k\(i)") == [UInt8(i), 0xAB])
         }
         try await store.put(bucket: "b", key: "after", partition: 1, value: [7])
         store.close()
@@ -61,6 +60,65 @@ struct ObjectLogTests {
         #expect(reopened.truncatedAtOpen == 0)
         #expect(try reopened.get(partition: 1, bucket: "b", key: "after") == [7])
         #expect(try reopened.count() == 101)
+    }
+
+    @Test func aTornLastCommitIsDroppedWholeAndEarlierCommitsStay() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        do {
+            let store = try openLog(path)
+            for i in 0..<10 {
+                try await store.put(bucket: "b", key: "k\(i)", partition: 0, value: [UInt8(i), 0xAB])
+            }
+            // One commit of five writes, the last thing written.
+            let gate = Gate()
+            let done = Collector<Bool>()
+            store.holdWriter(on: gate) { done.add((try? $0.get()) != nil) }
+            await gate.waitUntilEntered()
+            for i in 0..<5 {
+                store.enqueuePut("late\(i)", [UInt8(i), 0xAB], partition: 1) { done.add((try? $0.get()) != nil) }
+            }
+            gate.open()
+            #expect(await done.wait(for: 6).allSatisfy { $0 })
+            #expect(store.statistics.commits == 12)
+            store.close()
+        }
+        // Its last record damaged, as a crash that wrote the commit's first pages and not its last.
+        let active = try #require(segments(of: path).last)
+        let contents = [UInt8](try Data(contentsOf: URL(fileURLWithPath: active)))
+        let dataEnd = try #require(contents.lastIndex { $0 != 0 }) + 1
+        try overwrite(active, at: UInt64(dataEnd - 3), with: [0x00, 0x77])
+
+        let store = try openLog(path)
+        defer { store.close() }
+        #expect(store.truncatedAtOpen > 0)
+        for i in 0..<5 { #expect(try store.get(partition: 1, bucket: "b", key: "late\(i)") == nil) }
+        for i in 0..<10 { #expect(try store.get(partition: 0, bucket: "b", key: "k\(i)") == [UInt8(i), 0xAB]) }
+        #expect(try store.get(partition: 0, bucket: "b", key: "gate") == [0])
+        #expect(try store.count() == 11)
+    }
+
+    @Test func damageInAnEarlierCommitIsDamageHoweverCloseToTheEnd() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let path = dir.path("store.db")
+        do {
+            let store = try openLog(path)
+            for i in 0..<10 {
+                try await store.put(bucket: "b", key: "k\(i)", partition: 0, value: [UInt8(i), 0xAB])
+            }
+            store.close()
+        }
+        // Ten commits of 51 bytes (a 25-byte commit record, a 26-byte put): hit the sixth.
+        let active = try #require(segments(of: path).last)
+        try overwrite(active, at: UInt64(51 * 5 + 40), with: [0xFF])
+        #expect {
+            try openLog(path)
+        } throws: { error in
+            guard case StoreError.corrupt(let reported, _) = error else { return false }
+            return reported == active
+        }
     }
 
     @Test func damageBeforeTheLastCommitGroupStopsTheOpenNamingTheSegment() async throws {

@@ -121,7 +121,7 @@ public struct StoreSettings: Sendable {
     public var buckets: BucketTable
 
     public init(
-        partitions: Int = Partitioner.defaultPartitionCount, sync: Sync = .batch, backend: ObjectBackend = .sqlite,
+        partitions: Int = Partitioner.defaultPartitionCount, sync: Sync = .batch, backend: ObjectBackend = .log,
         maxValueBytes: Int = 1 << 20,
         requestTimeout: Duration = .seconds(5), replicaTimeout: Duration = .seconds(1),
         readTargets: ReadTargets = .quorum, readSpeculationDelay: Duration = .milliseconds(20),

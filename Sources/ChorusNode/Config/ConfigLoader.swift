@@ -363,7 +363,7 @@ public enum ConfigLoader {
         case "periodic": sync = .periodic(try duration("store.sync_interval", default: .seconds(1)))
         default: throw ConfigError("\(text("store.sync")!.1): store.sync must be \"batch\" or \"periodic\"")
         }
-        let backendText = try string("store.backend", default: ObjectBackend.sqlite.rawValue)
+        let backendText = try string("store.backend", default: ObjectBackend.log.rawValue)
         guard let backend = ObjectBackend(rawValue: backendText) else {
             throw ConfigError(
                 "\(text("store.backend")!.1): store.backend must be \"sqlite\" or \"log\", got \"\(backendText)\"")

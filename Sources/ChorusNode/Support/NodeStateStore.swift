@@ -39,7 +39,7 @@ final class NodeStateStore: Sendable {
 
     /// Creates the data dir if needed, takes its lock (two agents never share one)
     /// and opens its database; a corrupt or foreign database stops here.
-    init(dataDir: String, sync: StoreSettings.Sync, backend: ObjectBackend = .sqlite) throws(ConfigError) {
+    init(dataDir: String, sync: StoreSettings.Sync, backend: ObjectBackend = .log) throws(ConfigError) {
         self.dataDir = dataDir
         do {
             try FileManager.default.createDirectory(
