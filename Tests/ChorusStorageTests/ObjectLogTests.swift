@@ -246,6 +246,74 @@ struct ObjectLogTests {
         #expect(segments(of: path).count < 40 * 30 * 40 / (8 << 10))
     }
 
+    /// Whatever a segment holds, opening either replays it or fails with a `StoreError`; it
+    /// never traps (bytes from the disk are input like any other). Seeded mutations of a real
+    /// segment: bit flips, length fields set to edge values, truncations, spliced ranges.
+    @Test func mutatedSegmentsOpenOrFailCleanlyNeverTrap() async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let original = dir.path("original/store.db")
+        do {
+            let store = try openLog(original)
+            for i in 0..<40 {
+                try await store.put(
+                    bucket: "b\(i % 3)", key: "k\(i)", partition: i % 5, value: [UInt8](repeating: UInt8(i), count: i))
+                if i % 7 == 0 { try await store.delete(partition: i % 5, bucket: "b\(i % 3)", key: "k\(i)") }
+            }
+            store.close()
+        }
+        let segment = try #require(segments(of: original).first)
+        let clean = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        let dataEnd = try #require(clean.lastIndex { $0 != 0 }) + 1
+        var random = SplitMix(seed: 0xC0FF_EE00)
+        var opened = 0
+        var refused = 0
+        for round in 0..<300 {
+            var bytes = Array(clean[0..<dataEnd])
+            switch round % 5 {
+            case 0:
+                for _ in 0..<(1 + random.next(below: 4)) {
+                    bytes[random.next(below: bytes.count)] ^= UInt8(1 << random.next(below: 8))
+                }
+            case 1:
+                let at = random.next(below: bytes.count - 4)
+                let edge: [UInt32] = [0, 1, 12, 13, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0xFFFF_FFFF]
+                let value = edge[random.next(below: edge.count)]
+                for k in 0..<4 { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(k))) }
+            case 2:
+                bytes.removeLast(random.next(below: bytes.count))
+            case 3:
+                let from = random.next(below: bytes.count)
+                let to = random.next(below: bytes.count)
+                let count = min(random.next(below: 200), bytes.count - max(from, to))
+                bytes.replaceSubrange(to..<(to + count), with: bytes[from..<(from + count)])
+            default:
+                bytes.insert(
+                    contentsOf: (0..<random.next(below: 64)).map { _ in UInt8(random.next(below: 256)) },
+                    at: random.next(below: bytes.count))
+            }
+            let path = dir.path("round\(round)/store.db")
+            try FileManager.default.createDirectory(atPath: path + "-objects", withIntermediateDirectories: true)
+            try Data(bytes).write(to: URL(fileURLWithPath: path + "-objects/0000000001.seg"))
+            do {
+                let store = try openLog(path)
+                _ = try? store.scan(partition: 1)
+                try? await store.put(bucket: "b", key: "after", partition: 1, value: [1])
+                store.close()
+                opened += 1
+            } catch let error as StoreError {
+                guard case .corrupt = error else {
+                    Issue.record("round \(round): unexpected \(error)")
+                    continue
+                }
+                refused += 1
+            }
+            try? FileManager.default.removeItem(atPath: dir.path("round\(round)"))
+        }
+        #expect(opened + refused == 300)
+        #expect(opened > 0 && refused > 0)
+    }
+
     @Test func objectsOfASQLiteDataDirMoveIntoTheLogAndTheDirCannotGoBack() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
@@ -351,4 +419,21 @@ struct ObjectLogTests {
         #expect(orders[0].count == keys.count)
         #expect(orders[0] == orders[1])
     }
+}
+
+/// SplitMix64: the seeded generator of the mutation test.
+struct SplitMix {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func next(below bound: Int) -> Int { bound <= 1 ? 0 : Int(next() % UInt64(bound)) }
 }

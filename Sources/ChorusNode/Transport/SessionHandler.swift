@@ -55,7 +55,14 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
     private var state: State
     private var context: ChannelHandlerContext?
     private var nextRequestID: UInt64 = 1
-    private var pending: [UInt64: (promise: EventLoopPromise<ClusterMessage>, timer: Scheduled<Void>)] = [:]
+    /// Requests awaiting their response, each with the time it gives up.
+    private var pending: [UInt64: (promise: EventLoopPromise<ClusterMessage>, deadline: NIODeadline)] = [:]
+    /// The next pass over `pending` for requests past their deadline, while any wait.
+    private var expirySweep: Scheduled<Void>?
+    /// How often that pass runs: a request times out up to this much after its deadline.
+    /// One timer per session instead of one per request, which every write paid twice (a
+    /// task scheduled, then cancelled in the event loop's timer heap).
+    static let expirySweepInterval = TimeAmount.milliseconds(50)
     /// The node at the other end, known once the handshake is done.
     private(set) var peer: NodeID?
     /// The cluster key id the handshake used, so removing that key can end the session.
@@ -187,7 +194,6 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
         switch frame.kind {
         case .response:
             if let entry = pending.removeValue(forKey: frame.id) {
-                entry.timer.cancel()
                 entry.promise.succeed(frame.message)
             }
         case .request, .oneWay:
@@ -240,8 +246,9 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
         ready.fail(error)
         let waiting = pending
         pending = [:]
+        expirySweep?.cancel()
+        expirySweep = nil
         for (_, entry) in waiting {
-            entry.timer.cancel()
             entry.promise.fail(error)
         }
         context.close(promise: nil)
@@ -284,14 +291,23 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         let id = nextRequestID
         nextRequestID += 1
-        let timer = loop.scheduleTask(in: timeout) { [self] in
-            if let entry = pending.removeValue(forKey: id) {
-                entry.promise.fail(SessionError.timedOut(nil))
-            }
-        }
-        pending[id] = (promise, timer)
+        pending[id] = (promise, .now() + timeout)
+        scheduleExpirySweep(on: loop)
         send(SessionFrame(kind: .request, id: id, message: message))
         return promise.futureResult
+    }
+
+    private func scheduleExpirySweep(on loop: EventLoop) {
+        guard expirySweep == nil else { return }
+        expirySweep = loop.scheduleTask(in: Self.expirySweepInterval) { [self] in
+            expirySweep = nil
+            let now = NIODeadline.now()
+            for (id, entry) in pending where entry.deadline <= now {
+                pending.removeValue(forKey: id)
+                entry.promise.fail(SessionError.timedOut(nil))
+            }
+            if !pending.isEmpty { scheduleExpirySweep(on: loop) }
+        }
     }
 
     func close() {
