@@ -56,7 +56,8 @@ public enum Agent {
         let antiEntropy: AntiEntropy
         do {
             stateStore = try NodeStateStore(
-                dataDir: config.dataDir, sync: config.store.sync, backend: config.store.backend)
+                dataDir: config.dataDir, sync: config.store.sync, backend: config.store.backend,
+                commitDelay: config.store.commitDelay)
             if stateStore.store.truncatedAtOpen > 0 {
                 logger.warning(
                     "cut a torn write off the end of the object log (a crash during a commit; none of it was acknowledged)",

@@ -160,12 +160,22 @@ public struct StoreLimits: Sendable, Equatable {
     /// Run `PRAGMA quick_check` when opening (the default: a damaged file stops the agent at
     /// start). Off only in tests that need to reach damage at run time.
     public var checkIntegrityAtOpen: Bool
+    /// Group commit delay (MySQL's binlog_group_commit_sync_delay, PostgreSQL's commit_delay):
+    /// while the store is busy — the last commit group held at least `commitSiblings`
+    /// operations — the writer waits this long before taking the next group, so that more
+    /// writes share its fsync. A lone writer is never delayed. Zero: off.
+    public var commitDelay: Duration
+    /// The group size from which `commitDelay` applies.
+    public var commitSiblings: Int
 
     public init(
         maxGroupOperations: Int = 1000, maxGroupBytes: Int = 4 << 20, maxQueuedOperations: Int = 16384,
         busyTimeoutMilliseconds: Int32 = 5000, maxIdleReaders: Int = 4, maxDatabasePages: Int? = nil,
-        maxRowBytes: Int? = nil, maxHintBytes: Int = 1 << 30, checkIntegrityAtOpen: Bool = true
+        maxRowBytes: Int? = nil, maxHintBytes: Int = 1 << 30, checkIntegrityAtOpen: Bool = true,
+        commitDelay: Duration = .zero, commitSiblings: Int = 8
     ) {
+        self.commitDelay = max(.zero, commitDelay)
+        self.commitSiblings = max(1, commitSiblings)
         self.checkIntegrityAtOpen = checkIntegrityAtOpen
         self.maxGroupOperations = max(1, maxGroupOperations)
         self.maxGroupBytes = max(1, maxGroupBytes)

@@ -489,6 +489,10 @@ final class StoreEngine: @unchecked Sendable {
             }
 
         var compactionPausedUntil = Date.distantPast
+        var lastGroupSize = 0
+        let commitDelayMicros = UInt32(
+            clamping: limits.commitDelay.components.seconds * 1_000_000 + limits.commitDelay.components.attoseconds
+                / 1_000_000_000_000)
         while true {
             condition.lock()
             while queue.isEmpty && state == .open
@@ -501,10 +505,19 @@ final class StoreEngine: @unchecked Sendable {
                     condition.wait()
                 }
             }
+            if lastGroupSize >= limits.commitSiblings, commitDelayMicros > 0, !queue.isEmpty,
+                queue.count < limits.maxGroupOperations, state == .open
+            {
+                // Busy: let more writes join this group (sleeping, not woken by each arrival).
+                condition.unlock()
+                usleep(commitDelayMicros)
+                condition.lock()
+            }
             let take = min(queue.count, limits.maxGroupOperations)
             let group = Array(queue.prefix(take))
             queue.removeFirst(take)
             let exiting = group.isEmpty && state != .open
+            lastGroupSize = group.count
             condition.unlock()
 
             if !group.isEmpty {

@@ -110,6 +110,25 @@ import Testing
         }
     }
 
+    @Test func storageSettingsDefaultToTheLogBackendAndAShortCommitDelay() throws {
+        let defaults = try load(flags: ["bind": ["127.0.0.1:1"]])
+        #expect(defaults.store.backend == .log)
+        #expect(defaults.store.commitDelay == .microseconds(500))
+        let set = try load(flags: ["bind": ["127.0.0.1:1"], "store.backend": ["sqlite"], "store.commit_delay": ["0s"]])
+        #expect(set.store.backend == .sqlite)
+        #expect(set.store.commitDelay == .zero)
+        #expect {
+            try load(flags: ["bind": ["127.0.0.1:1"], "store.backend": ["bitcask"]])
+        } throws: { error in
+            "\(error)".contains("store.backend must be \"sqlite\" or \"log\"") && "\(error)".contains("bitcask")
+        }
+        #expect {
+            try load(flags: ["bind": ["127.0.0.1:1"], "store.commit_delay": ["1s"]])
+        } throws: { error in
+            "\(error)".contains("store.commit_delay must be a duration from 0s to 100ms")
+        }
+    }
+
     @Test func nonLoopbackHTTPNeedsAToken() {
         #expect {
             try load(flags: ["bind": ["127.0.0.1:1"], "http_addr": ["0.0.0.0:7480"]])

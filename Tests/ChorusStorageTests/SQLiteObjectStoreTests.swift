@@ -301,6 +301,40 @@ struct SQLiteObjectStoreTests {
         #expect(stats.largestGroup == 63)
     }
 
+    /// The group commit delay: after a busy group, writes that arrive while the writer waits
+    /// join the next group; a lone writer is never held (its writes would take the delay each).
+    @Test(arguments: ObjectBackend.allCases)
+    func aBusyStoreLetsWritesJoinTheNextGroupAndALoneWriterIsNotDelayed(backend: ObjectBackend) async throws {
+        let dir = try ScratchDir()
+        defer { dir.remove() }
+        let store = try SQLiteObjectStore(
+            path: dir.path("store.db"), sync: .batch,
+            limits: StoreLimits(commitDelay: .seconds(1), commitSiblings: 4), backend: backend)
+        defer { store.close() }
+
+        // Alone: 20 writes one after another, each its own group of one, none held.
+        let clock = ContinuousClock()
+        let started = clock.now
+        for i in 0..<20 { try await store.put(bucket: "b", key: "alone\(i)", partition: 0, value: [1]) }
+        #expect(clock.now - started < .seconds(10))  // 20 s if each waited the delay
+        #expect(store.statistics.largestGroup == 1)
+
+        // Busy: a group of ten, then a write the writer holds for the delay while five more join it.
+        let gate = Gate()
+        let done = Collector<Bool>()
+        store.holdWriter(on: gate) { done.add((try? $0.get()) != nil) }
+        await gate.waitUntilEntered()
+        for i in 0..<10 { store.enqueuePut("busy\(i)", [1], partition: 0) { done.add((try? $0.get()) != nil) } }
+        gate.open()
+        #expect(await done.wait(for: 11).allSatisfy { $0 })
+        let before = store.statistics.commits
+        store.enqueuePut("first", [1], partition: 0) { done.add((try? $0.get()) != nil) }
+        try await Task.sleep(for: .milliseconds(50))
+        for i in 0..<5 { store.enqueuePut("joined\(i)", [1], partition: 0) { done.add((try? $0.get()) != nil) } }
+        #expect(await done.wait(for: 17).allSatisfy { $0 })
+        #expect(store.statistics.commits == before + 1)
+    }
+
     @Test(arguments: ObjectBackend.allCases)
     func commitGroupsAreBoundedInOperations(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()

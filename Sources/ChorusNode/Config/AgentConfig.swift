@@ -83,6 +83,8 @@ public struct StoreSettings: Sendable {
     /// (replicas exchange objects, not files); an existing data dir moves from `sqlite`
     /// to `log` at its next start, not back.
     public var backend: ObjectBackend
+    /// `store.commit_delay`: group commit delay while the store is busy (`StoreLimits.commitDelay`).
+    public var commitDelay: Duration
     /// Largest value a client may write (larger: 413).
     public var maxValueBytes: Int
     /// Default client request timeout (a request may ask for another).
@@ -122,7 +124,7 @@ public struct StoreSettings: Sendable {
 
     public init(
         partitions: Int = Partitioner.defaultPartitionCount, sync: Sync = .batch, backend: ObjectBackend = .log,
-        maxValueBytes: Int = 1 << 20,
+        commitDelay: Duration = .microseconds(500), maxValueBytes: Int = 1 << 20,
         requestTimeout: Duration = .seconds(5), replicaTimeout: Duration = .seconds(1),
         readTargets: ReadTargets = .quorum, readSpeculationDelay: Duration = .milliseconds(20),
         hintedHandoff: Bool = true,
@@ -144,6 +146,7 @@ public struct StoreSettings: Sendable {
         self.partitions = partitions
         self.sync = sync
         self.backend = backend
+        self.commitDelay = commitDelay
         self.maxValueBytes = maxValueBytes
         self.requestTimeout = requestTimeout
         self.buckets = buckets

@@ -67,6 +67,9 @@ public enum ConfigLoader {
         Setting(key: "store.sync", kind: .string, help: "batch (fsync every commit group) or periodic"),
         Setting(key: "store.sync_interval", kind: .duration, help: "fsync period when sync = periodic"),
         Setting(
+            key: "store.commit_delay", kind: .duration,
+            help: "while busy, wait this long for more writes to share a commit's fsync (0s: off)"),
+        Setting(
             key: "store.backend", kind: .string,
             help: "where objects are kept: sqlite (a B-tree) or log (append-only segments, keys in memory)"),
         Setting(key: "store.max_value_bytes", kind: .integer, help: "largest value a client may write"),
@@ -286,6 +289,16 @@ public enum ConfigLoader {
             }
             return duration
         }
+        /// 0s turns it off; more than 100ms would hold every busy commit that long.
+        func commitDelay() throws(ConfigError) -> Duration {
+            let key = "store.commit_delay"
+            guard let (value, source) = text(key) else { return .microseconds(500) }
+            guard let delay = DurationParsing.parse(value), delay >= .zero, delay <= .milliseconds(100) else {
+                throw ConfigError(
+                    "\(source): \(key) must be a duration from 0s to 100ms like \"500us\", got \"\(value)\"")
+            }
+            return delay
+        }
         func integer(_ key: String, default fallback: Int, range: ClosedRange<Int>) throws(ConfigError) -> Int {
             guard let (value, source) = text(key) else { return fallback }
             guard let int = Int(value), range.contains(int) else {
@@ -386,6 +399,7 @@ public enum ConfigLoader {
             partitions: try integer("store.partitions", default: Partitioner.defaultPartitionCount, range: 1...65_536),
             sync: sync,
             backend: backend,
+            commitDelay: try commitDelay(),
             maxValueBytes: try integer("store.max_value_bytes", default: 1 << 20, range: 1...(64 << 20)),
             requestTimeout: try duration("store.request_timeout", default: .seconds(5)),
             replicaTimeout: try duration("store.replica_timeout", default: .seconds(1)),

@@ -39,7 +39,9 @@ final class NodeStateStore: Sendable {
 
     /// Creates the data dir if needed, takes its lock (two agents never share one)
     /// and opens its database; a corrupt or foreign database stops here.
-    init(dataDir: String, sync: StoreSettings.Sync, backend: ObjectBackend = .log) throws(ConfigError) {
+    init(
+        dataDir: String, sync: StoreSettings.Sync, backend: ObjectBackend = .log, commitDelay: Duration = .zero
+    ) throws(ConfigError) {
         self.dataDir = dataDir
         do {
             try FileManager.default.createDirectory(
@@ -60,7 +62,9 @@ final class NodeStateStore: Sendable {
         case .periodic(let interval): policy = .periodic(interval)
         }
         do {
-            self.store = try SQLiteObjectStore(path: dataDir + "/chorus.db", sync: policy, backend: backend)
+            self.store = try SQLiteObjectStore(
+                path: dataDir + "/chorus.db", sync: policy, limits: StoreLimits(commitDelay: commitDelay),
+                backend: backend)
         } catch {
             close(fd)
             throw ConfigError("\(error)")
