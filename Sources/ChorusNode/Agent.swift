@@ -55,6 +55,7 @@ public enum Agent {
         let kv: KVService
         let antiEntropy: AntiEntropy
         do {
+            let opening = ContinuousClock.now
             stateStore = try NodeStateStore(
                 dataDir: config.dataDir, sync: config.store.sync, backend: config.store.backend,
                 commitDelay: config.store.commitDelay)
@@ -63,9 +64,12 @@ public enum Agent {
                     "cut a torn write off the end of the object log (a crash during a commit; none of it was acknowledged)",
                     metadata: ["bytes": "\(stateStore.store.truncatedAtOpen)"])
             }
+            let openSeconds = (ContinuousClock.now - opening).seconds
             logger.info(
                 "storage opened",
                 metadata: [
+                    "seconds": "\(String(format: "%.3f", openSeconds))",
+                    "objects": "\((try? stateStore.store.count()) ?? -1)",
                     "backend": "\(config.store.backend)", "sync": "\(config.store.sync)", "allocator": "\(allocator)",
                 ])
             service = try MembershipService(
