@@ -6,7 +6,8 @@ import Foundation
 /// A commit group is one `pwrite` of its records plus one `fdatasync` (batch policy), where a
 /// B-tree writes each dirtied page twice (WAL, then checkpoint) and reorganises pages in the
 /// writer's CPU time. The price, as with Bitcask: every key (not its value) is held in memory,
-/// about 100 bytes per key, and space of overwritten values comes back only by compaction.
+/// about 150 bytes per key in an agent, and space of overwritten values comes back only by
+/// compaction.
 ///
 /// Files: `<folder>/NNNNNNNNNN.seg`, ascending ids; the highest is the active segment, the only
 /// one appended to. A record:
