@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "ChorusSimTests", dependencies: ["ChorusSim"]),
         .testTarget(name: "ChorusCryptoTests", dependencies: ["ChorusCrypto"]),
         .testTarget(name: "ChorusNodeTests", dependencies: ["ChorusNode"]),
-        .testTarget(name: "ChorusStorageTests", dependencies: ["ChorusStorage", "CSQLite"]),
+        .testTarget(name: "ChorusStorageTests", dependencies: ["ChorusStorage", "CSQLite", "ChorusCore"]),
         // Seeded mutation of the wire and storage decoders over Tests/Fuzz/corpus; the
         // same targets build for libFuzzer in Fuzz/ (tools/fuzz).
         .testTarget(name: "ChorusFuzzTests", dependencies: ["ChorusCore", "ChorusCrypto"]),

@@ -256,6 +256,8 @@ public struct StoreStatistics: Sendable, Equatable {
     public var checkpoints: Int = 0
     /// Checkpoints the background checkpointer ran (each once the WAL reached its interval).
     public var backgroundCheckpoints: Int = 0
+    /// Times the writer waited `StoreLimits.commitDelay` before taking a group.
+    public var delayedGroups: Int = 0
     /// Operations waiting for the writer right now.
     public var queued: Int = 0
 

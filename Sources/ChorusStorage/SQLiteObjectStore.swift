@@ -509,6 +509,7 @@ final class StoreEngine: @unchecked Sendable {
                 queue.count < limits.maxGroupOperations, state == .open
             {
                 // Busy: let more writes join this group (sleeping, not woken by each arrival).
+                stats.delayedGroups += 1
                 condition.unlock()
                 usleep(commitDelayMicros)
                 condition.lock()
@@ -636,15 +637,23 @@ final class StoreEngine: @unchecked Sendable {
             for completion in pending { completion.fail(error) }
             return group[applied...]
         }
+        finishCommitted(pending, applied: applied, failedAlone: failedAlone, bytes: bytes)
+        return group[applied...]
+    }
+
+    /// After a group's commit: counts it, clears a full-disk or I/O error state when it stored
+    /// something, and fires the completions.
+    private func finishCommitted(_ pending: [PendingCompletion], applied: Int, failedAlone: Int, bytes: Int) {
         condition.lock()
         stats.commits += 1
         stats.operations += applied - failedAlone
         stats.largestGroup = max(stats.largestGroup, applied)
+        // Only a commit that stored something proves space was freed (or the I/O error
+        // passed): a periodic delete of nothing (hint expiry) commits on a full disk too.
         let recovered = !healthState.isWritable && bytes > 0
         condition.unlock()
         if recovered { updateHealth(.ok) }
         for completion in pending { completion.succeed() }
-        return group[applied...]
     }
 
     /// The database's commit group: one SQLite transaction.
@@ -698,16 +707,7 @@ final class StoreEngine: @unchecked Sendable {
             return group[applied...]
         }
         hintLedger.commitGroup()
-        condition.lock()
-        stats.commits += 1
-        stats.operations += applied - failedAlone
-        stats.largestGroup = max(stats.largestGroup, applied)
-        // Only a commit that stored something proves space was freed (or the I/O error
-        // passed): a periodic delete of nothing (hint expiry) commits on a full disk too.
-        let recovered = !healthState.isWritable && bytes > 0
-        condition.unlock()
-        if recovered { updateHealth(.ok) }
-        for completion in pending { completion.succeed() }
+        finishCommitted(pending, applied: applied, failedAlone: failedAlone, bytes: bytes)
         return group[applied...]
     }
 

@@ -17,23 +17,27 @@ struct DiskFaultProcessTests {
         var description: String { rawValue }
     }
 
+    /// Starts node1, writes 150 values of 2,000 bytes (a file of many pages or records), stops it.
+    func startFillAndStop(_ cluster: AgentCluster, extraArguments: [String] = []) async throws -> Agent {
+        let agent = try cluster.start(name: "node1", hostIndex: 1, join: [], extraArguments: extraArguments)
+        try await cluster.waitUntil("node1 serves", deadline: .seconds(30)) { () async throws -> Bool in
+            (try? await cluster.members(of: agent))?.isEmpty == false
+        }
+        let value = String(repeating: "v", count: 2000)
+        for index in 0..<150 {
+            let put = try await agent.kvPut("key-\(index)", value, w: "1")
+            try #require(put.status == 204, "put key-\(index): \(put)")
+        }
+        cluster.terminate(agent)
+        _ = try await cluster.waitForExit(agent)
+        return agent
+    }
+
     @Test(arguments: Damage.allCases)
     func damagedDatabaseStopsTheAgentAtStartNamingTheFile(_ damage: Damage) async throws {
         try await AgentCluster.run(subnet: 60, label: "damaged-db-\(damage)") { cluster in
             // The objects in the database (the sqlite backend), so that the damage hits them.
-            let agent = try cluster.start(
-                name: "node1", hostIndex: 1, join: [], extraArguments: ["--backend", "sqlite"])
-            try await cluster.waitUntil("node1 serves", deadline: .seconds(30)) { () async throws -> Bool in
-                (try? await cluster.members(of: agent))?.isEmpty == false
-            }
-            // Enough data for a file of many pages.
-            let value = String(repeating: "v", count: 2000)
-            for index in 0..<150 {
-                let put = try await agent.kvPut("key-\(index)", value, w: "1")
-                try #require(put.status == 204, "put key-\(index): \(put)")
-            }
-            cluster.terminate(agent)
-            _ = try await cluster.waitForExit(agent)
+            let agent = try await startFillAndStop(cluster, extraArguments: ["--backend", "sqlite"])
 
             let database = agent.dataDir.appendingPathComponent("chorus.db")
             // A stop leaves the WAL as it is; copy it into the file, as the background
@@ -67,17 +71,7 @@ struct DiskFaultProcessTests {
     /// The log backend (the default): damage in a segment stops the agent naming the segment.
     @Test func damagedObjectLogSegmentStopsTheAgentAtStartNamingTheFile() async throws {
         try await AgentCluster.run(subnet: 60, label: "damaged-log") { cluster in
-            let agent = try cluster.start(name: "node1", hostIndex: 1, join: [])
-            try await cluster.waitUntil("node1 serves", deadline: .seconds(30)) { () async throws -> Bool in
-                (try? await cluster.members(of: agent))?.isEmpty == false
-            }
-            let value = String(repeating: "v", count: 2000)
-            for index in 0..<150 {
-                let put = try await agent.kvPut("key-\(index)", value, w: "1")
-                try #require(put.status == 204, "put key-\(index): \(put)")
-            }
-            cluster.terminate(agent)
-            _ = try await cluster.waitForExit(agent)
+            let agent = try await startFillAndStop(cluster)
 
             let segment = agent.dataDir.appendingPathComponent("chorus.db-objects/0000000001.seg")
             let handle = try FileHandle(forUpdatingAtPath: segment.path).unwrapped("open \(segment.path)")

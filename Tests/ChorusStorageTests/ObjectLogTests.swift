@@ -1,4 +1,5 @@
 import CSQLite
+import ChorusCore
 import ChorusStorage
 import Foundation
 import Testing
@@ -8,15 +9,30 @@ import Testing
 @Suite("ObjectLog")
 struct ObjectLogTests {
     func openLog(
-        _ path: String, limits: StoreLimits = StoreLimits(), settings: ObjectLogSettings = ObjectLogSettings()
+        _ path: String, limits: StoreLimits = StoreLimits(), settings: ObjectLogSettings = ObjectLogSettings(),
+        sync: SyncPolicy = .batch
     ) throws -> SQLiteObjectStore {
-        try SQLiteObjectStore(path: path, sync: .batch, limits: limits, backend: .log, logSettings: settings)
+        try SQLiteObjectStore(path: path, sync: sync, limits: limits, backend: .log, logSettings: settings)
     }
 
     func segments(of path: String) -> [String] {
         let folder = path + "-objects"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
         return names.filter { $0.hasSuffix(".seg") }.sorted().map { folder + "/" + $0 }
+    }
+
+    /// Writes `k0`... with values `[i, 0xAB]`, one commit each, key i in partition
+    /// `i % partitions`. The values end in a non-zero byte: `dataEnd` finds the records' end by it.
+    func writeNumberedKeys(_ store: SQLiteObjectStore, count: Int, partitions: Int = 1) async throws {
+        for i in 0..<count {
+            try await store.put(bucket: "b", key: "k\(i)", partition: i % partitions, value: [UInt8(i), 0xAB])
+        }
+    }
+
+    /// Where the records of a segment end and the zeros written ahead of them begin.
+    func dataEnd(of file: String) throws -> Int {
+        let contents = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+        return try #require(contents.lastIndex { $0 != 0 }) + 1
     }
 
     func overwrite(_ file: String, at offset: UInt64, with bytes: [UInt8]) throws {
@@ -32,18 +48,14 @@ struct ObjectLogTests {
         let path = dir.path("store.db")
         do {
             let store = try openLog(path)
-            for i in 0..<100 {
-                // Values end in a non-zero byte: the test finds the end of the data by it.
-                try await store.put(bucket: "b", key: "k\(i)", partition: i % 7, value: [UInt8(i), 0xAB])
-            }
+            try await writeNumberedKeys(store, count: 100, partitions: 7)
             store.close()
         }
         // What a crash in the middle of the next commit group's write leaves: a record's start,
         // where the data ends and the zeros written ahead of it begin.
         let active = try #require(segments(of: path).last)
-        let contents = [UInt8](try Data(contentsOf: URL(fileURLWithPath: active)))
-        let dataEnd = try #require(contents.lastIndex { $0 != 0 }) + 1
-        #expect(contents.count > dataEnd)  // preallocated
+        let dataEnd = try dataEnd(of: active)
+        #expect(fileSize(active) > dataEnd)  // preallocated
         try overwrite(
             active, at: UInt64(dataEnd), with: [0x5A, 0x11, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03])
 
@@ -68,9 +80,7 @@ struct ObjectLogTests {
         let path = dir.path("store.db")
         do {
             let store = try openLog(path)
-            for i in 0..<10 {
-                try await store.put(bucket: "b", key: "k\(i)", partition: 0, value: [UInt8(i), 0xAB])
-            }
+            try await writeNumberedKeys(store, count: 10)
             // One commit of five writes, the last thing written.
             let gate = Gate()
             let done = Collector<Bool>()
@@ -86,9 +96,7 @@ struct ObjectLogTests {
         }
         // Its last record damaged, as a crash that wrote the commit's first pages and not its last.
         let active = try #require(segments(of: path).last)
-        let contents = [UInt8](try Data(contentsOf: URL(fileURLWithPath: active)))
-        let dataEnd = try #require(contents.lastIndex { $0 != 0 }) + 1
-        try overwrite(active, at: UInt64(dataEnd - 3), with: [0x00, 0x77])
+        try overwrite(active, at: UInt64(try dataEnd(of: active) - 3), with: [0x00, 0x77])
 
         let store = try openLog(path)
         defer { store.close() }
@@ -105,9 +113,7 @@ struct ObjectLogTests {
         let path = dir.path("store.db")
         do {
             let store = try openLog(path)
-            for i in 0..<10 {
-                try await store.put(bucket: "b", key: "k\(i)", partition: 0, value: [UInt8(i), 0xAB])
-            }
+            try await writeNumberedKeys(store, count: 10)
             store.close()
         }
         // Ten commits of 51 bytes (a 25-byte commit record, a 26-byte put): hit the sixth.
@@ -265,38 +271,39 @@ struct ObjectLogTests {
         let segment = try #require(segments(of: original).first)
         let clean = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
         let dataEnd = try #require(clean.lastIndex { $0 != 0 }) + 1
-        var random = SplitMix(seed: 0xC0FF_EE00)
+        var random = SeededRandom(seed: 0xC0FF_EE00)
         var opened = 0
         var refused = 0
         for round in 0..<300 {
             var bytes = Array(clean[0..<dataEnd])
             switch round % 5 {
             case 0:
-                for _ in 0..<(1 + random.next(below: 4)) {
-                    bytes[random.next(below: bytes.count)] ^= UInt8(1 << random.next(below: 8))
+                for _ in 0..<(1 + random.below(4)) {
+                    bytes[random.below(bytes.count)] ^= UInt8(1 << random.below(8))
                 }
             case 1:
-                let at = random.next(below: bytes.count - 4)
+                let at = random.below(bytes.count - 4)
                 let edge: [UInt32] = [0, 1, 12, 13, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0xFFFF_FFFF]
-                let value = edge[random.next(below: edge.count)]
+                let value = edge[random.below(edge.count)]
                 for k in 0..<4 { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(k))) }
             case 2:
-                bytes.removeLast(random.next(below: bytes.count))
+                bytes.removeLast(random.below(bytes.count))
             case 3:
-                let from = random.next(below: bytes.count)
-                let to = random.next(below: bytes.count)
-                let count = min(random.next(below: 200), bytes.count - max(from, to))
+                let from = random.below(bytes.count)
+                let to = random.below(bytes.count)
+                let count = min(random.below(200), bytes.count - max(from, to))
                 bytes.replaceSubrange(to..<(to + count), with: bytes[from..<(from + count)])
             default:
                 bytes.insert(
-                    contentsOf: (0..<random.next(below: 64)).map { _ in UInt8(random.next(below: 256)) },
-                    at: random.next(below: bytes.count))
+                    contentsOf: (0..<random.below(64)).map { _ in UInt8(random.below(256)) },
+                    at: random.below(bytes.count))
             }
             let path = dir.path("round\(round)/store.db")
             try FileManager.default.createDirectory(atPath: path + "-objects", withIntermediateDirectories: true)
             try Data(bytes).write(to: URL(fileURLWithPath: path + "-objects/0000000001.seg"))
             do {
-                let store = try openLog(path)
+                // No fsync per commit: 300 stores' worth would load the disk the other tests share.
+                let store = try openLog(path, sync: .periodic(.seconds(3600)))
                 _ = try? store.scan(partition: 1)
                 try? await store.put(bucket: "b", key: "after", partition: 1, value: [1])
                 store.close()
@@ -421,19 +428,7 @@ struct ObjectLogTests {
     }
 }
 
-/// SplitMix64: the seeded generator of the mutation test.
-struct SplitMix {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func next(below bound: Int) -> Int { bound <= 1 ? 0 : Int(next() % UInt64(bound)) }
+extension SeededRandom {
+    /// A number in `0..<bound` (0 when the bound is 0 or 1).
+    mutating func below(_ bound: Int) -> Int { bound <= 1 ? 0 : Int.random(in: 0..<bound, using: &self) }
 }
