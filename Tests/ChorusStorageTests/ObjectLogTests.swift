@@ -302,8 +302,10 @@ struct ObjectLogTests {
             try FileManager.default.createDirectory(atPath: path + "-objects", withIntermediateDirectories: true)
             try Data(bytes).write(to: URL(fileURLWithPath: path + "-objects/0000000001.seg"))
             do {
-                // No fsync per commit: 300 stores' worth would load the disk the other tests share.
-                let store = try openLog(path, sync: .periodic(.seconds(3600)))
+                // No fsync per commit and no 2 MiB of zeros ahead: 300 stores' worth would load
+                // the disk that the other tests share.
+                let store = try openLog(
+                    path, settings: ObjectLogSettings(preallocationBytes: 0), sync: .periodic(.seconds(3600)))
                 _ = try? store.scan(partition: 1)
                 try? await store.put(bucket: "b", key: "after", partition: 1, value: [1])
                 store.close()
