@@ -211,7 +211,7 @@ public enum Agent {
 
     /// Says in the log when the database stops or resumes taking writes (a full disk, an
     /// I/O error, damage found at run time); `chorus status` shows the same state.
-    static func logStorageHealth(_ store: SQLiteObjectStore, logger: Logger) {
+    static func logStorageHealth(_ store: LocalStore, logger: Logger) {
         let path = store.path
         store.onHealthChange { health in
             let metadata: Logger.Metadata = ["path": "\(path)", "detail": "\(health.detail ?? "")"]
@@ -240,7 +240,7 @@ public enum Agent {
 
     static func route(
         _ request: APIRequest, service: MembershipService, kv: KVService, handoff: HintedHandoff, ring: RingHandoff,
-        antiEntropy: AntiEntropy, storage: SQLiteObjectStore, metrics: AgentMetrics, loop: EventLoop
+        antiEntropy: AntiEntropy, storage: LocalStore, metrics: AgentMetrics, loop: EventLoop
     ) -> EventLoopFuture<APIResponse> {
         if request.path.hasPrefix("/v1/kv/") {
             return KVRoutes.route(request, kv: kv, metrics: metrics, loop: loop)

@@ -1,5 +1,5 @@
-// The storage engine interface (DESIGN §8). `SQLiteObjectStore` is the only engine today;
-// the protocol keeps the node independent of it so another engine can be added later.
+// The storage interface (DESIGN §8). `LocalStore` implements it, with its objects in SQLite
+// or in the object log (`ObjectBackend`); the protocol keeps the node independent of both.
 
 /// A durable map `(partition, bucket, key) -> value`, ordered by partition first (anti-entropy and
 /// ring changes scan one partition at a time), plus a small `meta` map for node state. A key's

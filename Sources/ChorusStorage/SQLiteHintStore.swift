@@ -22,7 +22,7 @@ let hintsSchemaSQL = """
 
 private let hintColumns = "target, bucket, key, value, created, updated, bytes"
 
-extension SQLiteObjectStore: HintStore {
+extension LocalStore: HintStore {
     public func updateHint(
         target: String, bucket: String, key: String, now: UInt64,
         _ transform: @escaping @Sendable ([UInt8]?) -> [UInt8]?,

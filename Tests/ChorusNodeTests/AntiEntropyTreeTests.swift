@@ -22,7 +22,7 @@ import Testing
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-ae-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let store = try SQLiteObjectStore(
+        let store = try LocalStore(
             path: folder.appendingPathComponent("store.db").path, sync: .periodic(.seconds(5)))
         defer { store.close() }
         let replicas = ReplicaStore(
@@ -85,7 +85,7 @@ import Testing
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-reap-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let store = try SQLiteObjectStore(path: folder.appendingPathComponent("store.db").path, sync: .batch)
+        let store = try LocalStore(path: folder.appendingPathComponent("store.db").path, sync: .batch)
         defer { store.close() }
         let replicas = ReplicaStore(
             store: store, buckets: BucketTable(), partitioner: Partitioner(partitionCount: Self.partitions))
@@ -112,10 +112,16 @@ import Testing
         // Another version than the one checked (a write raced in): kept.
         #expect(
             try await !replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(written), on: loop).get())
-        #expect(try store.get(partition: replicas.partitioner.partition(bucket: "default", key: "k"), bucket: "default", key: "k") != nil)
+        #expect(
+            try store.get(
+                partition: replicas.partitioner.partition(bucket: "default", key: "k"), bucket: "default", key: "k")
+                != nil)
         #expect(
             try await replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(tombstone), on: loop).get())
-        #expect(try store.get(partition: replicas.partitioner.partition(bucket: "default", key: "k"), bucket: "default", key: "k") == nil)
+        #expect(
+            try store.get(
+                partition: replicas.partitioner.partition(bucket: "default", key: "k"), bucket: "default", key: "k")
+                == nil)
         #expect(
             try await !replicas.reap(bucket: "default", key: "k", digest: VersionDigest.of(tombstone), on: loop).get())
         // The hook-maintained tree no longer holds the key: equal to an empty rebuild.

@@ -9,7 +9,7 @@ import Testing
 @Suite struct DiskFaultTests {
     /// A store of `keys` 200-byte values, closed, its WAL copied into the database file.
     func makeStore(at path: String, keys: Int) async throws {
-        let store = try SQLiteObjectStore(path: path, sync: .batch)
+        let store = try LocalStore(path: path, sync: .batch)
         for i in 0..<keys {
             try await store.put(
                 bucket: "b", key: "k\(i)", partition: i % 16, value: [UInt8](repeating: UInt8(i & 0xff), count: 200))
@@ -28,7 +28,7 @@ import Testing
         #expect(truncate(path, off_t(size / 2)) == 0)
 
         #expect {
-            _ = try SQLiteObjectStore(path: path, sync: .batch)
+            _ = try LocalStore(path: path, sync: .batch)
         } throws: { error in
             guard let error = error as? StoreError else { return false }
             switch error {
@@ -48,7 +48,7 @@ import Testing
         try handle.close()
 
         #expect(throws: StoreError.notADatabase(path: path)) {
-            _ = try SQLiteObjectStore(path: path, sync: .batch)
+            _ = try LocalStore(path: path, sync: .batch)
         }
     }
 
@@ -65,7 +65,7 @@ import Testing
 
         // Without the open-time check (which would refuse the file), as if the damage
         // happened while the agent ran.
-        let store = try SQLiteObjectStore(
+        let store = try LocalStore(
             path: path, sync: .batch, limits: StoreLimits(checkIntegrityAtOpen: false))
         defer { store.close() }
         let changes = Collector<StoreHealth>()
@@ -106,7 +106,7 @@ import Testing
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch, limits: StoreLimits(maxDatabasePages: 48))
+        let store = try LocalStore(path: path, sync: .batch, limits: StoreLimits(maxDatabasePages: 48))
         defer { store.close() }
         let changes = Collector<StoreHealth>()
         store.onHealthChange { changes.add($0) }

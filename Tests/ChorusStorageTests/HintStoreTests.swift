@@ -3,12 +3,12 @@ import ChorusStorage
 import Foundation
 import Testing
 
-@Suite("SQLiteObjectStore hints")
+@Suite("LocalStore hints")
 struct HintStoreTests {
     @Test func storedHintReadsBackByTargetAndByKey() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch)
         defer { store.close() }
 
         #expect(try store.hints(target: "n2", after: nil, limit: 10).isEmpty)
@@ -31,7 +31,7 @@ struct HintStoreTests {
     @Test func transformMergesWithTheStoredHintAndKeepsItsCreationTime() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch)
         defer { store.close() }
 
         let first = try await store.updateHint(target: "n2", bucket: "b", key: "k", now: 100) { current in
@@ -62,7 +62,7 @@ struct HintStoreTests {
         let path = dir.path("store.db")
         var written = 0
         do {
-            let store = try SQLiteObjectStore(path: path, sync: .periodic(.seconds(3600)))
+            let store = try LocalStore(path: path, sync: .periodic(.seconds(3600)))
             for i in 0..<30 {
                 try await store.putHint(
                     target: "n\(i % 3)", bucket: "b", key: "k\(i)", now: UInt64(i), value: [UInt8(i)])
@@ -70,7 +70,7 @@ struct HintStoreTests {
             written = store.hintBytes
             store.close()
         }
-        let reopened = try SQLiteObjectStore(path: path, sync: .batch)
+        let reopened = try LocalStore(path: path, sync: .batch)
         defer { reopened.close() }
         #expect(written > 0)
         #expect(reopened.hintBytes == written)
@@ -88,7 +88,7 @@ struct HintStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("live/store.db")
-        let store = try SQLiteObjectStore(path: path, sync: sync)
+        let store = try LocalStore(path: path, sync: sync)
         defer { store.close() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in 0..<4 {
@@ -110,7 +110,7 @@ struct HintStoreTests {
             try FileManager.default.copyItem(atPath: path + "-wal", toPath: copy + "-wal")
         }
 
-        let recovered = try SQLiteObjectStore(path: copy, sync: .batch)
+        let recovered = try LocalStore(path: copy, sync: .batch)
         defer { recovered.close() }
         #expect(recovered.hintBytes == total)
         for t in 0..<4 {
@@ -123,7 +123,7 @@ struct HintStoreTests {
     @Test func hintsOfOneTargetArePagedInKeyOrderFollowingTheCursor() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch)
         defer { store.close() }
         for i in 0..<20 {
             let bucket = i % 2 == 0 ? "even" : "odd"
@@ -151,7 +151,7 @@ struct HintStoreTests {
     @Test func lookupByKeyReturnsTheHintOfEveryTarget() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch)
         defer { store.close() }
         try await store.putHint(target: "n3", bucket: "b", key: "k", now: 1, value: [3])
         try await store.putHint(target: "n1", bucket: "b", key: "k", now: 2, value: [1])
@@ -167,7 +167,7 @@ struct HintStoreTests {
     @Test func conditionalDeleteKeepsAHintThatChangedSinceItWasRead() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch)
         defer { store.close() }
         try await store.putHint(target: "n2", bucket: "b", key: "k", now: 1, value: [1])
         try await store.putHint(target: "n2", bucket: "b", key: "empty", now: 1, value: [])
@@ -189,7 +189,7 @@ struct HintStoreTests {
     @Test func summaryReportsCountBytesAndOldestPerTarget() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch)
         defer { store.close() }
         #expect(try store.hintSummary().isEmpty)
 
@@ -213,7 +213,7 @@ struct HintStoreTests {
     @Test func expiryDeletesHintsFirstWrittenBeforeTheBound() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch)
         defer { store.close() }
         try await store.putHint(target: "n1", bucket: "b", key: "old", now: 10, value: [1])
         try await store.putHint(target: "n2", bucket: "b", key: "old", now: 20, value: [1])
@@ -235,7 +235,7 @@ struct HintStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch)
+        let store = try LocalStore(path: path, sync: .batch)
         defer { store.close() }
 
         let gate = Gate()
@@ -260,7 +260,7 @@ struct HintStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch, limits: StoreLimits(maxHintBytes: 100))
+        let store = try LocalStore(path: path, sync: .batch, limits: StoreLimits(maxHintBytes: 100))
         defer { store.close() }
         let big = [UInt8](repeating: 1, count: 50)  // 50 + "n2" + "b" + "k?" = 55 bytes
         let bigSize = Hint.size(target: "n2", bucket: "b", key: "k1", value: big)
@@ -312,7 +312,7 @@ struct HintStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(
+        let store = try LocalStore(
             path: path, sync: .batch, limits: StoreLimits(maxDatabasePages: 14, maxHintBytes: 100))
         defer { store.close() }
 
@@ -358,7 +358,7 @@ struct HintStoreTests {
         #expect(rawInteger(path: path, "SELECT count(*) FROM sqlite_schema WHERE name = 'hints'") == 0)
 
         do {
-            let store = try SQLiteObjectStore(path: path, sync: .batch)
+            let store = try LocalStore(path: path, sync: .batch)
             #expect(try store.count() == 2)
             #expect(try store.get(partition: 3, bucket: "b", key: "k1") == [1, 2])
             #expect(try store.scan(partition: 4).map(\.key) == ["k2"])
@@ -379,14 +379,14 @@ struct HintStoreTests {
         #expect(
             rawInteger(path: path, "SELECT count(*) FROM pragma_index_list('objects') WHERE origin = 'pk'") == 1)
 
-        let reopened = try SQLiteObjectStore(path: path, sync: .batch)
+        let reopened = try LocalStore(path: path, sync: .batch)
         #expect(try reopened.count() == 2)
         #expect(try reopened.hints(bucket: "b", key: "k1").map(\.value) == [[9]])
         reopened.close()
 
         try rawExecute(path: path, "PRAGMA user_version = 4")
         #expect(throws: StoreError.schemaTooNew(path: path, found: 4, supported: 3)) {
-            _ = try SQLiteObjectStore(path: path, sync: .batch)
+            _ = try LocalStore(path: path, sync: .batch)
         }
     }
 }

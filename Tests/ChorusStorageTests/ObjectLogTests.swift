@@ -5,14 +5,14 @@ import Foundation
 import Testing
 
 /// The `log` backend's own behaviour: recovery, damage, compaction, migration, its cap. What
-/// it shares with the `sqlite` backend is tested for both in SQLiteObjectStoreTests.
+/// it shares with the `sqlite` backend is tested for both in LocalStoreTests.
 @Suite("ObjectLog")
 struct ObjectLogTests {
     func openLog(
         _ path: String, limits: StoreLimits = StoreLimits(), settings: ObjectLogSettings = ObjectLogSettings(),
         sync: SyncPolicy = .batch
-    ) throws -> SQLiteObjectStore {
-        try SQLiteObjectStore(path: path, sync: sync, limits: limits, backend: .log, logSettings: settings)
+    ) throws -> LocalStore {
+        try LocalStore(path: path, sync: sync, limits: limits, backend: .log, logSettings: settings)
     }
 
     func segments(of path: String) -> [String] {
@@ -23,7 +23,7 @@ struct ObjectLogTests {
 
     /// Writes `k0`... with values `[i, 0xAB]`, one commit each, key i in partition
     /// `i % partitions`. The values end in a non-zero byte: `dataEnd` finds the records' end by it.
-    func writeNumberedKeys(_ store: SQLiteObjectStore, count: Int, partitions: Int = 1) async throws {
+    func writeNumberedKeys(_ store: LocalStore, count: Int, partitions: Int = 1) async throws {
         for i in 0..<count {
             try await store.put(bucket: "b", key: "k\(i)", partition: i % partitions, value: [UInt8(i), 0xAB])
         }
@@ -328,7 +328,7 @@ struct ObjectLogTests {
         defer { dir.remove() }
         let path = dir.path("store.db")
         do {
-            let store = try SQLiteObjectStore(path: path, sync: .batch, backend: .sqlite)
+            let store = try LocalStore(path: path, sync: .batch, backend: .sqlite)
             for i in 0..<30 {
                 try await store.put(bucket: "b", key: "k\(i)", partition: i % 4, value: encode(UInt64(i)))
             }
@@ -350,7 +350,7 @@ struct ObjectLogTests {
         try checkpointIntoDatabaseFile(path: path)
         #expect(rawValue(path: path, bucket: "b", key: "k1") == nil)
         #expect {
-            try SQLiteObjectStore(path: path, sync: .batch, backend: .sqlite)
+            try LocalStore(path: path, sync: .batch, backend: .sqlite)
         } throws: { error in
             guard case StoreError.cannotOpen(_, let detail) = error else { return false }
             return detail.contains("store.backend = \"log\"")
@@ -410,7 +410,7 @@ struct ObjectLogTests {
         let keys = ["b", "B", "a", "é", "z", "Z", "aa", "a b", "10", "9", "ß", "A"]
         var orders: [[String]] = []
         for backend in ObjectBackend.allCases {
-            let store = try SQLiteObjectStore(path: dir.path("\(backend).db"), sync: .batch, backend: backend)
+            let store = try LocalStore(path: dir.path("\(backend).db"), sync: .batch, backend: backend)
             for (i, key) in keys.enumerated() {
                 try await store.put(bucket: i % 2 == 0 ? "x" : "X", key: key, partition: 0, value: [1])
             }

@@ -32,7 +32,7 @@ enum RingState: String, Sendable {
 /// The data dir: its lock, its database, and the node state in it.
 final class NodeStateStore: Sendable {
     let dataDir: String
-    let store: SQLiteObjectStore
+    let store: LocalStore
     private let lockDescriptor: Int32
 
     var databasePath: String { dataDir + "/chorus.db" }
@@ -62,7 +62,7 @@ final class NodeStateStore: Sendable {
         case .periodic(let interval): policy = .periodic(interval)
         }
         do {
-            self.store = try SQLiteObjectStore(
+            self.store = try LocalStore(
                 path: dataDir + "/chorus.db", sync: policy, limits: StoreLimits(commitDelay: commitDelay),
                 backend: backend)
         } catch {

@@ -1,14 +1,17 @@
 import CSQLite
 import Foundation
 
-/// The SQLite engine (DESIGN §8): one file in WAL mode, one writer thread that group-commits
-/// every queued write in a single transaction, and a small pool of read connections so reads
-/// never wait for the writer.
+/// This node's store (DESIGN §8): the SQLite database `chorus.db` (WAL mode) for node state
+/// and hints, and the objects either in it (`ObjectBackend.sqlite`) or in the object log
+/// beside it (`.log`, see ObjectLog.swift). One writer thread group-commits every queued
+/// write: a group's database writes in one transaction, its object writes in one append;
+/// SQLite reads go through a small pool of read connections, so reads never wait for the
+/// writer.
 ///
 /// Thread-safe. Opening checks that the file is a Chorus database (`application_id`), that its
 /// schema is known (`user_version`) and that it is intact (`quick_check`); each failure is a
 /// `StoreError` whose description tells the operator what to do.
-public final class SQLiteObjectStore: ObjectStore, Sendable {
+public final class LocalStore: ObjectStore, Sendable {
     let engine: StoreEngine
 
     /// The database file.
@@ -167,7 +170,7 @@ struct PendingCompletion {
     let fail: (StoreError) -> Void
 }
 
-/// The shared state behind `SQLiteObjectStore`. The writer thread holds it (not the store), so
+/// The shared state behind `LocalStore`. The writer thread holds it (not the store), so
 /// dropping the store's last reference closes it.
 ///
 /// `@unchecked Sendable`: the queue, state and counters are guarded by `condition`; the reader pool

@@ -2,14 +2,14 @@ import ChorusStorage
 import Foundation
 import Testing
 
-@Suite("SQLiteObjectStore")
-struct SQLiteObjectStoreTests {
+@Suite("LocalStore")
+struct LocalStoreTests {
     @Test(arguments: ObjectBackend.allCases)
     func storedValueReadsBackAndMissingParentFolderIsCreated(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("nested/deeper/store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch, backend: backend)
+        let store = try LocalStore(path: path, sync: .batch, backend: backend)
         defer { store.close() }
 
         #expect(try store.get(partition: 3, bucket: "b", key: "k") == nil)
@@ -27,7 +27,7 @@ struct SQLiteObjectStoreTests {
     func transformSeesTheStoredValueAndNilMeansNoChange(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
 
         let first = try await store.update(bucket: "b", key: "k", partition: 0) { current in
@@ -51,7 +51,7 @@ struct SQLiteObjectStoreTests {
     func concurrentIncrementsOfOneKeyLoseNone(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -74,7 +74,7 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch)
+        let store = try LocalStore(path: path, sync: .batch)
         defer { store.close() }
 
         // Each completion reads its key through a connection of its own: it must see the value.
@@ -96,14 +96,14 @@ struct SQLiteObjectStoreTests {
         defer { dir.remove() }
         let path = dir.path("store.db")
         do {
-            let store = try SQLiteObjectStore(path: path, sync: .periodic(.seconds(3600)), backend: backend)
+            let store = try LocalStore(path: path, sync: .periodic(.seconds(3600)), backend: backend)
             for i in 0..<50 {
                 try await store.put(bucket: "b", key: "k\(i)", partition: i % 5, value: encode(UInt64(i)))
             }
             try store.setMeta(MetaName.nodeID, Array("node-1".utf8))
             store.close()
         }
-        let reopened = try SQLiteObjectStore(path: path, sync: .batch, backend: backend)
+        let reopened = try LocalStore(path: path, sync: .batch, backend: backend)
         defer { reopened.close() }
         #expect(try reopened.count() == 50)
         for i in 0..<50 {
@@ -122,7 +122,7 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("live/store.db")
-        let store = try SQLiteObjectStore(path: path, sync: sync, backend: backend)
+        let store = try LocalStore(path: path, sync: sync, backend: backend)
         defer { store.close() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in 0..<8 {
@@ -143,7 +143,7 @@ struct SQLiteObjectStoreTests {
             try FileManager.default.copyItem(atPath: path + companion, toPath: copy + companion)
         }
 
-        let recovered = try SQLiteObjectStore(path: copy, sync: .batch, backend: backend)
+        let recovered = try LocalStore(path: copy, sync: .batch, backend: backend)
         defer { recovered.close() }
         #expect(try recovered.count() == 800)
         for t in 0..<8 {
@@ -159,7 +159,7 @@ struct SQLiteObjectStoreTests {
         defer { dir.remove() }
         let path = dir.path("store.db")
         do {
-            let store = try SQLiteObjectStore(path: path, sync: .batch)
+            let store = try LocalStore(path: path, sync: .batch)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for t in 0..<4 {
                     group.addTask {
@@ -182,7 +182,7 @@ struct SQLiteObjectStoreTests {
         try handle.close()
 
         #expect {
-            _ = try SQLiteObjectStore(path: path, sync: .batch)
+            _ = try LocalStore(path: path, sync: .batch)
         } throws: { error in
             guard let error = error as? StoreError, case .corrupt(let reported, _) = error else { return false }
             return reported == path && error.description.contains(path)
@@ -197,7 +197,7 @@ struct SQLiteObjectStoreTests {
         try Data(pseudoRandomBytes(count: 64 * 1024, seed: 3)).write(to: URL(fileURLWithPath: path))
 
         #expect(throws: StoreError.notADatabase(path: path)) {
-            _ = try SQLiteObjectStore(path: path, sync: .batch)
+            _ = try LocalStore(path: path, sync: .batch)
         }
         #expect(StoreError.notADatabase(path: path).description.contains(path))
     }
@@ -209,7 +209,7 @@ struct SQLiteObjectStoreTests {
         try rawExecute(path: path, "CREATE TABLE things(x INTEGER); INSERT INTO things VALUES (1);")
 
         #expect(throws: StoreError.foreignDatabase(path: path, applicationID: 0)) {
-            _ = try SQLiteObjectStore(path: path, sync: .batch)
+            _ = try LocalStore(path: path, sync: .batch)
         }
         #expect(!FileManager.default.fileExists(atPath: path + "-wal"), "the foreign file was switched to WAL")
         let message = StoreError.foreignDatabase(path: path, applicationID: 0).description
@@ -220,11 +220,11 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        try SQLiteObjectStore(path: path, sync: .batch).close()
+        try LocalStore(path: path, sync: .batch).close()
         try rawExecute(path: path, "PRAGMA user_version = 99")
 
         #expect(throws: StoreError.schemaTooNew(path: path, found: 99, supported: chorusSchemaVersion)) {
-            _ = try SQLiteObjectStore(path: path, sync: .batch)
+            _ = try LocalStore(path: path, sync: .batch)
         }
     }
 
@@ -232,7 +232,7 @@ struct SQLiteObjectStoreTests {
     func scanReturnsOnePartitionInPagesFollowingTheCursor(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
         for i in 0..<40 {
             try await store.put(bucket: i % 2 == 0 ? "even" : "odd", key: "k\(i)", partition: i % 4, value: [UInt8(i)])
@@ -258,7 +258,7 @@ struct SQLiteObjectStoreTests {
     @Test func metaValuesRoundTripAndOverwrite() throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .periodic(.seconds(3600)))
+        let store = try LocalStore(path: dir.path("store.db"), sync: .periodic(.seconds(3600)))
         defer { store.close() }
 
         #expect(try store.meta(MetaName.partitionCount) == nil)
@@ -274,7 +274,7 @@ struct SQLiteObjectStoreTests {
     func concurrentWritersShareOneCommit(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
 
         // Hold the writer inside the first group while 63 writers queue up behind it.
@@ -307,7 +307,7 @@ struct SQLiteObjectStoreTests {
     func aBusyStoreLetsWritesJoinTheNextGroupAndALoneWriterIsNotDelayed(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(
+        let store = try LocalStore(
             path: dir.path("store.db"), sync: .batch,
             limits: StoreLimits(commitDelay: .seconds(3), commitSiblings: 4), backend: backend)
         defer { store.close() }
@@ -337,7 +337,7 @@ struct SQLiteObjectStoreTests {
     func commitGroupsAreBoundedInOperations(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(
+        let store = try LocalStore(
             path: dir.path("store.db"), sync: .batch, limits: StoreLimits(maxGroupOperations: 10), backend: backend)
         defer { store.close() }
 
@@ -359,7 +359,7 @@ struct SQLiteObjectStoreTests {
     func commitGroupsAreBoundedInBytes(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(
+        let store = try LocalStore(
             path: dir.path("store.db"), sync: .batch, limits: StoreLimits(maxGroupBytes: 10_000), backend: backend)
         defer { store.close() }
 
@@ -383,7 +383,7 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(
+        let store = try LocalStore(
             path: path, sync: .batch, limits: StoreLimits(maxQueuedOperations: 5), backend: backend)
         defer { store.close() }
 
@@ -412,7 +412,7 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch, limits: StoreLimits(maxDatabasePages: 12))
+        let store = try LocalStore(path: path, sync: .batch, limits: StoreLimits(maxDatabasePages: 12))
         defer { store.close() }
         try await store.put(bucket: "b", key: "before", partition: 0, value: [1])
 
@@ -449,7 +449,7 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(
+        let store = try LocalStore(
             path: path, sync: .batch, limits: StoreLimits(maxRowBytes: 10_000), backend: backend)
         defer { store.close() }
 
@@ -481,7 +481,7 @@ struct SQLiteObjectStoreTests {
     func deleteRemovesTheKeyAndReportsWhetherItExisted(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
         try await store.put(bucket: "b", key: "k", partition: 2, value: [1])
 
@@ -495,7 +495,7 @@ struct SQLiteObjectStoreTests {
     func conditionalDeleteRemovesOnlyTheExpectedValue(backend: ObjectBackend) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .batch, backend: backend)
+        let store = try LocalStore(path: dir.path("store.db"), sync: .batch, backend: backend)
         defer { store.close() }
         try await store.put(bucket: "b", key: "k", partition: 2, value: [1, 2])
 
@@ -518,7 +518,7 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .periodic(.seconds(3600)), backend: backend)
+        let store = try LocalStore(path: path, sync: .periodic(.seconds(3600)), backend: backend)
         let done = Collector<Bool>()
         for i in 0..<200 {
             store.enqueuePut("k\(i)", [1], partition: 0) { done.add((try? $0.get()) != nil) }
@@ -533,7 +533,7 @@ struct SQLiteObjectStoreTests {
         await #expect(throws: StoreError.closed(path: path)) {
             try await store.put(bucket: "b", key: "late", partition: 0, value: [1])
         }
-        let reopened = try SQLiteObjectStore(path: path, sync: .batch, backend: backend)
+        let reopened = try LocalStore(path: path, sync: .batch, backend: backend)
         defer { reopened.close() }
         #expect(try reopened.count() == 200)
     }
@@ -544,7 +544,7 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch)
+        let store = try LocalStore(path: path, sync: .batch)
         try await store.put(bucket: "b", key: "k", partition: 0, value: [1])
         store.close()
         #expect(rawInteger(path: path, "PRAGMA page_size") == 2048)
@@ -554,7 +554,7 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        var store: SQLiteObjectStore? = try SQLiteObjectStore(path: path, sync: .batch)
+        var store: LocalStore? = try LocalStore(path: path, sync: .batch)
         try await store?.put(bucket: "b", key: "k", partition: 0, value: [5])
         #expect(openDescriptors(on: path) > 0)
         store = nil
@@ -566,7 +566,7 @@ struct SQLiteObjectStoreTests {
     @Test func periodicPolicyCheckpointsAfterWrites() async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
-        let store = try SQLiteObjectStore(path: dir.path("store.db"), sync: .periodic(.milliseconds(20)))
+        let store = try LocalStore(path: dir.path("store.db"), sync: .periodic(.milliseconds(20)))
         defer { store.close() }
         try await store.put(bucket: "b", key: "k", partition: 0, value: [1])
         // Wait (bounded) for the writer's timer; the assertion is on the event, not the delay.
@@ -581,7 +581,7 @@ struct SQLiteObjectStoreTests {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
-        let store = try SQLiteObjectStore(path: path, sync: .batch)
+        let store = try LocalStore(path: path, sync: .batch)
         let value = [UInt8](repeating: 7, count: 32 << 10)
         // About seventeen 2 KiB WAL pages per write: 2,000 writes pass the checkpointer's
         // interval (`WALCheckpointer.interval`, 16,384 pages) twice over, in groups of up to 100.
@@ -604,7 +604,7 @@ struct SQLiteObjectStoreTests {
         #expect(try store.count() == 2000)
         #expect(try store.get(partition: 3, bucket: "b", key: "k19-99") == value)
         store.close()
-        let reopened = try SQLiteObjectStore(path: path, sync: .batch)
+        let reopened = try LocalStore(path: path, sync: .batch)
         defer { reopened.close() }
         #expect(try reopened.count() == 2000)
         #expect(try reopened.get(partition: 0, bucket: "b", key: "k0-0") == value)
