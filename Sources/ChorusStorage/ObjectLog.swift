@@ -479,7 +479,14 @@ final class ObjectLog: @unchecked Sendable {
         }
         lock.unlock()
         if finished {
-            // Durably gone before any later compaction drops delete records this one shadowed.
+            // The copies durable before their originals go (under the periodic policy
+            // commits are not fsynced each), and the segment durably gone before any later
+            // compaction drops delete records that it held puts for.
+            if sync != .batch {
+                guard fdatasync(segments[segments.count - 1].fd) == 0 else {
+                    throw .io(path: segments[segments.count - 1].path, detail: "fdatasync failed: \(errnoText())")
+                }
+            }
             guard unlink(oldest.path) == 0 || errno == ENOENT else {
                 throw .io(path: oldest.path, detail: "cannot delete a compacted segment: \(errnoText())")
             }

@@ -199,14 +199,15 @@ struct ObjectLogTests {
         }
     }
 
-    @Test func compactionReclaimsOverwrittenSpaceAndNeverBringsBackADeletedKey() async throws {
+    @Test(arguments: [SyncPolicy.batch, .periodic(.seconds(3600))])
+    func compactionReclaimsOverwrittenSpaceAndNeverBringsBackADeletedKey(sync: SyncPolicy) async throws {
         let dir = try ScratchDir()
         defer { dir.remove() }
         let path = dir.path("store.db")
         let settings = ObjectLogSettings(
             segmentBytes: 8 << 10, compactionMinimumBytes: 0, compactionStepBytes: 4096)
         do {
-            let store = try openLog(path, settings: settings)
+            let store = try openLog(path, settings: settings, sync: sync)
             for round in 0..<30 {
                 for i in 0..<40 {
                     try await store.put(
