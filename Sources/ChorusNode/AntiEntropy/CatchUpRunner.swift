@@ -23,7 +23,11 @@ final class CatchUpRunner: @unchecked Sendable {
     /// Made at the first look after the join, when it is known how the node joined.
     private var homes: HomeWatch?
     private var random = SystemRandomNumberGenerator()
-    private var queue = CircularBuffer<(partition: Int, peer: NodeID, gained: Bool)>()
+    private var queue = CircularBuffer<(partition: Int, peer: NodeID, gained: Bool, attempt: Int)>()
+    /// Tries per exchange: one that failed (a timeout on a loaded node, a dropped session) goes
+    /// to the back of the queue again, so that a catch-up does not leave its partition to the
+    /// periodic exchanges, which may take many minutes to come round to it.
+    static let attempts = 3
     private var running = 0
     private var progress: [NodeID: Progress] = [:]
     private var task: RepeatedTask?
@@ -44,6 +48,8 @@ final class CatchUpRunner: @unchecked Sendable {
         var done = 0
         var keysRepaired = 0
         var failed = 0
+        /// Exchanges that failed and went back to the queue.
+        var retried = 0
         var started = NIODeadline.now()
     }
 
@@ -90,7 +96,7 @@ final class CatchUpRunner: @unchecked Sendable {
             let partitions = CatchUpPlan.ordered(shared, firstSight: returned.firstSight, using: &random)
             // A later return replaces what is left of an earlier catch-up with the peer.
             queue.removeAll { $0.peer == peer }
-            queue.append(contentsOf: partitions.map { (partition: $0, peer: peer, gained: false) })
+            queue.append(contentsOf: partitions.map { (partition: $0, peer: peer, gained: false, attempt: 1) })
             progress[peer] = Progress(name: name, total: partitions.count)
             logger.info(
                 "anti-entropy catch-up started", metadata: ["peer": "\(name)", "partitions": "\(partitions.count)"])
@@ -107,7 +113,7 @@ final class CatchUpRunner: @unchecked Sendable {
             }
         }
         for (peer, gain) in gainedWith.sorted(by: { $0.key < $1.key }) {
-            queue.append(contentsOf: gain.partitions.map { (partition: $0, peer: peer, gained: true) })
+            queue.append(contentsOf: gain.partitions.map { (partition: $0, peer: peer, gained: true, attempt: 1) })
             progress[peer, default: Progress(name: gain.name, total: 0)].total += gain.partitions.count
             logger.info(
                 "anti-entropy catch-up started for gained partitions",
@@ -147,11 +153,18 @@ final class CatchUpRunner: @unchecked Sendable {
             antiEntropy.exchangeAndRepair(partition: item.partition, with: member).hop(to: loop).whenComplete {
                 [self] result in
                 running -= 1
+                let keys: Int
+                let failed: Bool
                 switch result {
-                case .success(let outcome):
-                    record(item.peer, keys: outcome.keysRepaired, failed: outcome.error != nil)
-                case .failure:
-                    record(item.peer, keys: 0, failed: true)
+                case .success(let outcome): (keys, failed) = (outcome.keysRepaired, outcome.error != nil)
+                case .failure: (keys, failed) = (0, true)
+                }
+                if failed && item.attempt < Self.attempts && progress[item.peer] != nil {
+                    queue.append((item.partition, item.peer, item.gained, item.attempt + 1))
+                    progress[item.peer]?.keysRepaired += keys
+                    progress[item.peer]?.retried += 1
+                } else {
+                    record(item.peer, keys: keys, failed: failed)
                 }
                 pump()
             }
@@ -173,7 +186,8 @@ final class CatchUpRunner: @unchecked Sendable {
             "anti-entropy catch-up finished",
             metadata: [
                 "peer": "\(entry.name)", "partitions": "\(entry.total)", "keys_repaired": "\(entry.keysRepaired)",
-                "failed": "\(entry.failed)", "seconds": "\(String(format: "%.2f", seconds))",
+                "failed": "\(entry.failed)", "retried": "\(entry.retried)",
+                "seconds": "\(String(format: "%.2f", seconds))",
             ])
     }
 }
