@@ -33,6 +33,18 @@ struct DiskFaultProcessTests {
         return agent
     }
 
+    /// Restarts the agent and expects it to exit with status 1, its log naming `file` as
+    /// corrupt and telling the operator what to do.
+    func expectRefusesToStart(_ agent: Agent, in cluster: AgentCluster, naming file: String) async throws {
+        try cluster.restart(agent)
+        let exit = try await cluster.waitForExit(agent)
+        #expect(exit.reason == .exit && exit.status == 1, "agent should exit with status 1, got \(exit)")
+        let tail = agent.logTail(lines: 20)
+        #expect(tail.contains("cannot start: stopping:"), "log: \(tail)")
+        #expect(tail.contains(file), "the message names the file: \(tail)")
+        #expect(tail.contains("restore from a replica or remove the data dir"), "log: \(tail)")
+    }
+
     @Test(arguments: Damage.allCases)
     func damagedDatabaseStopsTheAgentAtStartNamingTheFile(_ damage: Damage) async throws {
         try await AgentCluster.run(subnet: 60, label: "damaged-db-\(damage)") { cluster in
@@ -58,13 +70,7 @@ struct DiskFaultProcessTests {
             }
             try handle.close()
 
-            try cluster.restart(agent)
-            let exit = try await cluster.waitForExit(agent)
-            #expect(exit.reason == .exit && exit.status == 1, "agent should exit with status 1, got \(exit)")
-            let tail = agent.logTail(lines: 20)
-            #expect(tail.contains("cannot start: stopping:"), "log: \(tail)")
-            #expect(tail.contains(database.path), "the message names the file: \(tail)")
-            #expect(tail.contains("restore from a replica or remove the data dir"), "log: \(tail)")
+            try await expectRefusesToStart(agent, in: cluster, naming: database.path)
         }
     }
 
@@ -80,13 +86,7 @@ struct DiskFaultProcessTests {
             try handle.write(contentsOf: Data((0..<512).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }))
             try handle.close()
 
-            try cluster.restart(agent)
-            let exit = try await cluster.waitForExit(agent)
-            #expect(exit.reason == .exit && exit.status == 1, "agent should exit with status 1, got \(exit)")
-            let tail = agent.logTail(lines: 20)
-            #expect(tail.contains("cannot start: stopping:"), "log: \(tail)")
-            #expect(tail.contains(segment.path) && tail.contains("corrupt"), "the message names the file: \(tail)")
-            #expect(tail.contains("restore from a replica or remove the data dir"), "log: \(tail)")
+            try await expectRefusesToStart(agent, in: cluster, naming: segment.path)
         }
     }
 
