@@ -75,7 +75,8 @@ final class ObjectLog: @unchecked Sendable {
         self.folder = folder
         self.sync = sync
         self.settings = settings
-        tornTailBytes = max(largestCommitBytes, settings.compactionStepBytes + largestCommitBytes)
+        // A compaction step's commit holds up to a step and one record more: within this too.
+        tornTailBytes = settings.compactionStepBytes + largestCommitBytes
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
@@ -130,14 +131,18 @@ final class ObjectLog: @unchecked Sendable {
         var commitEnd = 0
         var pending: [(record: LogRecord, offset: Int, length: Int)] = []
         var failure: String? = nil
-        while offset < size {
+        replaying: while offset < size {
             if offset == commitEnd && reader.isZero(from: offset, count: LogRecord.headerBytes, fileSize: size) {
                 // The end of the data, if only zeros follow (the preallocated rest).
                 guard let nonZero = reader.lastNonZeroByte(fileSize: size), nonZero >= offset else { break }
             }
-            guard case .record(let record, let length) = reader.record(at: offset, fileSize: size) else {
-                if case .bad(let reason) = reader.record(at: offset, fileSize: size) { failure = reason }
-                break
+            let record: LogRecord
+            let length: Int
+            switch reader.record(at: offset, fileSize: size) {
+            case .record(let decoded, let decodedLength): (record, length) = (decoded, decodedLength)
+            case .bad(let reason):
+                failure = reason
+                break replaying
             }
             if offset == commitEnd {
                 guard record.kind == .commit, offset + record.commitBytes <= size else {
@@ -157,7 +162,10 @@ final class ObjectLog: @unchecked Sendable {
             offset += length
             if offset == commitEnd {
                 for entry in pending {
-                    apply(entry.record, segment: segment, offset: entry.offset, length: entry.length)
+                    let key = FullKey(
+                        partition: entry.record.partition,
+                        objectKey: ObjectKey(bucket: entry.record.bucket, key: entry.record.key))
+                    apply(entry.record.kind, key, segment: segment, offset: entry.offset, length: entry.length)
                 }
                 pending.removeAll(keepingCapacity: true)
             }
@@ -187,17 +195,17 @@ final class ObjectLog: @unchecked Sendable {
         segment.size = commitStart
     }
 
-    /// Applies a replayed (or committed) record to the key directory. Caller holds `lock`, or is `init`.
-    private func apply(_ record: LogRecord, segment: LogSegment, offset: Int, length: Int) {
-        let key = ObjectKey(bucket: record.bucket, key: record.key)
+    /// Applies a replayed (or committed) put or delete record to the key directory. Caller
+    /// holds `lock`, or is `init`.
+    private func apply(_ kind: LogRecord.Kind, _ key: FullKey, segment: LogSegment, offset: Int, length: Int) {
         totalBytes += length
         let previous: Entry?
-        if record.isDelete {
-            previous = directory[record.partition]?.removeValue(forKey: key)
-            if directory[record.partition]?.isEmpty == true { directory[record.partition] = nil }
+        if kind == .delete {
+            previous = directory[key.partition]?.removeValue(forKey: key.objectKey)
+            if directory[key.partition]?.isEmpty == true { directory[key.partition] = nil }
         } else {
-            previous = directory[record.partition, default: [:]].updateValue(
-                Entry(segment: segment, offset: offset, length: length), forKey: key)
+            previous = directory[key.partition, default: [:]].updateValue(
+                Entry(segment: segment, offset: offset, length: length), forKey: key.objectKey)
             liveBytes += length
             segment.liveBytes += length
         }
@@ -205,7 +213,7 @@ final class ObjectLog: @unchecked Sendable {
             liveBytes -= previous.length
             previous.segment.liveBytes -= previous.length
         }
-        objectCount += (record.isDelete ? 0 : 1) - (previous == nil ? 0 : 1)
+        objectCount += (kind == .delete ? 0 : 1) - (previous == nil ? 0 : 1)
     }
 
     // MARK: Reads (any thread)
@@ -276,7 +284,7 @@ final class ObjectLog: @unchecked Sendable {
     struct Staging {
         /// Starts with room for the commit record, written by `commit`.
         fileprivate var buffer = [UInt8](repeating: 0, count: LogRecord.commitRecordBytes)
-        fileprivate var records: [(key: FullKey, isDelete: Bool, start: Int, length: Int)] = []
+        fileprivate var records: [(key: FullKey, kind: LogRecord.Kind, start: Int, length: Int)] = []
         /// What the group wrote so far, so a later operation of the group on the same key sees it.
         fileprivate var overlay: [FullKey: [UInt8]?] = [:]
 
@@ -291,21 +299,20 @@ final class ObjectLog: @unchecked Sendable {
     }
 
     func stagePut(_ key: FullKey, value: [UInt8], in staging: inout Staging) {
-        let start = staging.buffer.count
-        LogRecord.encode(
-            kind: .put, partition: key.partition, bucket: key.objectKey.bucket, key: key.objectKey.key,
-            value: value, into: &staging.buffer)
-        staging.records.append((key, false, start, staging.buffer.count - start))
-        staging.overlay[key] = .some(value)
+        stage(.put, key, value: value, in: &staging)
     }
 
     func stageDelete(_ key: FullKey, in staging: inout Staging) {
+        stage(.delete, key, value: [], in: &staging)
+    }
+
+    private func stage(_ kind: LogRecord.Kind, _ key: FullKey, value: [UInt8], in staging: inout Staging) {
         let start = staging.buffer.count
         LogRecord.encode(
-            kind: .delete, partition: key.partition, bucket: key.objectKey.bucket, key: key.objectKey.key,
-            value: [], into: &staging.buffer)
-        staging.records.append((key, true, start, staging.buffer.count - start))
-        staging.overlay[key] = .some(nil)
+            kind: kind, partition: key.partition, bucket: key.objectKey.bucket, key: key.objectKey.key,
+            value: value, into: &staging.buffer)
+        staging.records.append((key, kind, start, staging.buffer.count - start))
+        staging.overlay[key] = kind == .delete ? .some(nil) : .some(value)
     }
 
     /// Writes the group's records (and fsyncs them under the batch policy), then makes them
@@ -346,12 +353,7 @@ final class ObjectLog: @unchecked Sendable {
         segment.size = base + staging.bytes
         totalBytes += LogRecord.commitRecordBytes
         for record in staging.records {
-            apply(
-                LogRecord(
-                    kind: record.isDelete ? .delete : .put, partition: record.key.partition,
-                    bucket: record.key.objectKey.bucket,
-                    key: record.key.objectKey.key, value: []),
-                segment: segment, offset: base + record.start, length: record.length)
+            apply(record.kind, record.key, segment: segment, offset: base + record.start, length: record.length)
         }
         lock.unlock()
     }
@@ -584,7 +586,6 @@ struct LogRecord {
     }
 
     var kind: Kind
-    var isDelete: Bool { kind == .delete }
     var partition: Int
     var bucket: String
     var key: String
