@@ -238,7 +238,7 @@ final class StoreEngine: @unchecked Sendable {
                 }
             case .log:
                 // A group closes after crossing maxGroupBytes: at most one more record.
-                let largestRecord = (limits.maxRowBytes.map { max(1024, $0) } ?? (1 << 20)) + 64
+                let largestRecord = (limits.rowLimit ?? (1 << 20)) + 64
                 let log = try ObjectLog(
                     folder: folder, sync: sync, settings: logSettings,
                     largestCommitBytes: limits.maxGroupBytes + largestRecord)
@@ -361,7 +361,7 @@ final class StoreEngine: @unchecked Sendable {
         // tree (and the partition index) a small cache misses on most writes.
         try db.execute("PRAGMA cache_size = -\(writerCacheKiB)")
         // Checkpoints in batch mode: `WALCheckpointer`, on a thread of its own, not in a commit.
-        if let bytes = limits.maxRowBytes { db.limitLength(max(1024, bytes)) }
+        if let bytes = limits.rowLimit { db.limitLength(bytes) }
         if let pages = limits.maxDatabasePages {
             _ = try db.integer("PRAGMA max_page_count = \(max(1, pages))")
         }
@@ -585,7 +585,7 @@ final class StoreEngine: @unchecked Sendable {
         pending.reserveCapacity(group.count)
         var applied = 0
         var failedAlone = 0
-        let maxRecord = limits.maxRowBytes.map { max(1024, $0) }
+        let maxRecord = limits.rowLimit
         for operation in group {
             if staging.bytes >= limits.maxGroupBytes { break }
             applied += 1

@@ -154,6 +154,9 @@ public struct StoreLimits: Sendable, Equatable {
     /// SQLite's default (1 GB). Past it that write alone fails with `StoreError.tooLarge`. A backstop:
     /// the HTTP layer enforces the configured value limit before this.
     public var maxRowBytes: Int?
+
+    /// `maxRowBytes` as enforced: never below 1 KiB (room for a bucket, a key and framing).
+    var rowLimit: Int? { maxRowBytes.map { max(1024, $0) } }
     /// Cap on the total size of stored hints (see `Hint.bytes`); past it `updateHint` fails with
     /// `StoreError.hintsFull` and other writes go on.
     public var maxHintBytes: Int
